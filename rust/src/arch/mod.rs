@@ -1,0 +1,124 @@
+//! Instruction-set selection. The only place (with its submodules) where `std::arch` appears.
+//!
+//! The ISA is detected once at run time — never from the build machine's CPU — and can be
+//! forced with the environment variable `IQRS_ISA=scalar|avx2|avx512` (read once) or
+//! [`set_isa`]. Asking for an ISA the CPU lacks falls back to the best one it has.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::quants::{scalar_kernels, Kernels};
+use crate::registry::QType;
+
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+
+/// Instruction sets with kernels of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Portable Rust; the reference every other path is tested against.
+    Scalar,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL (+ VNNI where present).
+    Avx512,
+}
+
+impl Isa {
+    /// Every ISA, weakest first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    /// Lower-case name as accepted by `IQRS_ISA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Parses a name as accepted by `IQRS_ISA`.
+    pub fn from_name(s: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.name() == s.trim().to_ascii_lowercase())
+    }
+
+    /// Whether this CPU can run the ISA's kernels.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86_64::avx2_available(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86_64::avx512_available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// Every ISA this CPU can run, weakest first.
+pub fn available_isas() -> Vec<Isa> {
+    Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
+}
+
+/// Whether the CPU has fused multiply-add (used by the quantizers' fast path).
+#[inline]
+pub fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+const UNSET: u8 = u8::MAX;
+static CURRENT: AtomicU8 = AtomicU8::new(UNSET);
+
+fn best_available() -> Isa {
+    *available_isas().last().unwrap_or(&Isa::Scalar)
+}
+
+fn clamp_to_available(want: Isa) -> Isa {
+    available_isas().into_iter().filter(|&i| i <= want).last().unwrap_or(Isa::Scalar)
+}
+
+/// The ISA in use: `IQRS_ISA` if set (clamped to what the CPU has), else the best available.
+pub fn current_isa() -> Isa {
+    let v = CURRENT.load(Ordering::Relaxed);
+    if v != UNSET {
+        return Isa::ALL[v as usize];
+    }
+    let isa = match std::env::var("IQRS_ISA").ok().and_then(|s| Isa::from_name(&s)) {
+        Some(want) => clamp_to_available(want),
+        None => best_available(),
+    };
+    CURRENT.store(isa as u8, Ordering::Relaxed);
+    isa
+}
+
+/// Forces an ISA for all later calls (clamped to what the CPU has); returns the one in force.
+pub fn set_isa(want: Isa) -> Isa {
+    let isa = clamp_to_available(want);
+    CURRENT.store(isa as u8, Ordering::Relaxed);
+    isa
+}
+
+/// The kernels of `t` for the ISA in use.
+pub fn kernels(t: QType) -> Kernels {
+    kernels_for(t, current_isa())
+}
+
+/// The kernels of `t` for a given ISA (which must be available); types or operations without a
+/// kernel of that ISA use the scalar one.
+pub fn kernels_for(t: QType, isa: Isa) -> Kernels {
+    let scalar = scalar_kernels(t);
+    match isa {
+        Isa::Scalar => scalar,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512 => x86_64::kernels(t, isa, scalar),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => scalar,
+    }
+}

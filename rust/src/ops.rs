@@ -1,0 +1,147 @@
+//! Whole-tensor operations: input checks, then the type's kernels over row groups in parallel.
+//! A tensor is `rows` rows of `cols` weights, stored as ggml lays it out: rows back to back, each
+//! `QType::row_size(cols)` bytes (row groups of `_R4` types interleave 4 such rows).
+
+use rayon::prelude::*;
+
+use crate::arch;
+use crate::error::{IqError, Result};
+use crate::quants::q8k;
+use crate::registry::{QType, QK_K};
+use crate::threads;
+
+/// Work (in weights) below which an operation runs on the calling thread.
+pub const PARALLEL_THRESHOLD: usize = 1 << 16;
+
+fn check_finite(what: &'static str, x: &[f32], cols: usize) -> Result<()> {
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        let position = if cols > 0 && x.len() > cols { format!("row {}, column {}", i / cols, i % cols) } else { format!("index {i}") };
+        return Err(IqError::NonFinite { what, position, value: x[i] });
+    }
+    Ok(())
+}
+
+/// Checks an importance matrix: one finite, non-negative value per column.
+pub fn check_imatrix(imatrix: &[f32], cols: usize) -> Result<()> {
+    if imatrix.len() != cols {
+        return Err(IqError::SizeMismatch { what: "imatrix length (one weight per column)", expected: cols, got: imatrix.len() });
+    }
+    check_finite("imatrix", imatrix, 0)?;
+    if let Some(i) = imatrix.iter().position(|&v| v < 0.0) {
+        return Err(IqError::NegativeImatrix { index: i, value: imatrix[i] });
+    }
+    Ok(())
+}
+
+/// Checks that `data` holds exactly a `rows x cols` tensor of type `t`.
+pub fn check_data(t: QType, data: &[u8], rows: usize, cols: usize) -> Result<()> {
+    t.check_shape("tensor shape", rows, cols)?;
+    let expected = rows * t.row_size(cols);
+    if data.len() != expected {
+        return Err(IqError::SizeMismatch { what: "buffer size in bytes for this type and shape", expected, got: data.len() });
+    }
+    Ok(())
+}
+
+/// Runs `f` over matching chunks of `a` and `b`, in parallel when the work is large enough.
+fn for_each_chunk<A: Sync, B: Send>(a: &[A], ca: usize, b: &mut [B], cb: usize, work: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
+    if work < PARALLEL_THRESHOLD || threads::num_threads() == 1 {
+        a.chunks(ca).zip(b.chunks_mut(cb)).for_each(|(x, y)| f(x, y));
+    } else {
+        threads::pool().install(|| a.par_chunks(ca).zip(b.par_chunks_mut(cb)).for_each(|(x, y)| f(x, y)));
+    }
+}
+
+/// Quantizes a row-major `rows x cols` matrix to type `t`.
+pub fn quantize(t: QType, x: &[f32], rows: usize, cols: usize, imatrix: Option<&[f32]>) -> Result<Vec<u8>> {
+    t.check_shape("x", rows, cols)?;
+    if x.len() != rows * cols {
+        return Err(IqError::SizeMismatch { what: "x length (rows * cols)", expected: rows * cols, got: x.len() });
+    }
+    check_finite("x", x, cols)?;
+    if let Some(im) = imatrix {
+        check_imatrix(im, cols)?;
+    }
+    let g = t.info().rows_per_group;
+    let mut out = vec![0u8; rows * t.row_size(cols)];
+    let k = arch::kernels(t);
+    // Quantizing costs far more per weight than anything else: parallelise per group always.
+    for_each_chunk(x, g * cols, &mut out, g * t.row_size(cols), usize::MAX, |xs, o| (k.quantize)(xs, cols, imatrix, o));
+    Ok(out)
+}
+
+/// Decodes a tensor to row-major f32.
+pub fn dequantize(t: QType, data: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>> {
+    check_data(t, data, rows, cols)?;
+    let mut out = vec![0f32; rows * cols];
+    dequantize_into(t, data, cols, &mut out);
+    Ok(out)
+}
+
+/// Decodes a checked tensor into `out` (`rows * cols` floats).
+pub fn dequantize_into(t: QType, data: &[u8], cols: usize, out: &mut [f32]) {
+    let g = t.info().rows_per_group;
+    let k = arch::kernels(t);
+    for_each_chunk(data, g * t.row_size(cols), out, g * cols, out.len(), |src, o| (k.dequantize)(src, cols, o));
+}
+
+/// Quantizes activation vectors to Q8_K: `x` holds `n` vectors of `cols` values back to back.
+pub fn quantize_q8k(x: &[f32], cols: usize) -> Result<Vec<u8>> {
+    if cols == 0 || cols % QK_K != 0 {
+        return Err(IqError::NotBlockAligned { what: "activation length", cols, block: QK_K });
+    }
+    if x.len() % cols != 0 {
+        return Err(IqError::SizeMismatch { what: "activation length (a multiple of cols)", expected: cols, got: x.len() });
+    }
+    check_finite("x", x, cols)?;
+    let rs = QType::Q8K.row_size(cols);
+    let mut out = vec![0u8; x.len() / cols * rs];
+    for_each_chunk(x, cols, &mut out, rs, x.len(), |xs, o| q8k::quantize_row(xs, o));
+    Ok(out)
+}
+
+/// `W · xᵀ` for `n` activation vectors: `x` holds `n` vectors of `cols` floats back to back;
+/// the result is row-major `rows x n`. Each vector is quantized to Q8_K and every weight row is
+/// dotted with it exactly as the reference defines the product (FORMATS.md §5).
+pub fn matmul(t: QType, data: &[u8], rows: usize, cols: usize, x: &[f32], n: usize) -> Result<Vec<f32>> {
+    check_data(t, data, rows, cols)?;
+    if n == 0 || x.len() != n * cols {
+        return Err(IqError::SizeMismatch { what: "activations (n vectors of cols values)", expected: n.max(1) * cols, got: x.len() });
+    }
+    let y = quantize_q8k(x, cols)?;
+    let mut out = vec![0f32; rows * n];
+    matmul_q8k(t, data, cols, &y, n, &mut out);
+    Ok(out)
+}
+
+/// `W · yᵀ` with already-quantized Q8_K activations (`n` rows of `cols`); `out` is `rows x n`.
+pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &mut [f32]) {
+    let g = t.info().rows_per_group;
+    let rs = t.row_size(cols);
+    let ys = QType::Q8K.row_size(cols);
+    let k = arch::kernels(t);
+    let rows = out.len() / n;
+    for_each_chunk(data, g * rs, out, g * n, rows * cols * n, |src, o| {
+        let mut tmp = [0f32; 8];
+        for j in 0..n {
+            (k.dot)(src, cols, &y[j * ys..(j + 1) * ys], &mut tmp[..g]);
+            for r in 0..g {
+                o[r * n + j] = tmp[r];
+            }
+        }
+    });
+}
+
+/// Imatrix-weighted RMSE `sqrt(Σ w_j (x_ij - q_ij)² / Σ w_j)` (w = 1 without an imatrix).
+pub fn weighted_rmse(x: &[f32], q: &[f32], cols: usize, imatrix: Option<&[f32]>) -> f64 {
+    let (mut num, mut den) = (0f64, 0f64);
+    for (xr, qr) in x.chunks(cols).zip(q.chunks(cols)) {
+        for j in 0..cols {
+            let w = imatrix.map_or(1.0, |im| im[j] as f64);
+            let e = xr[j] as f64 - qr[j] as f64;
+            num += w * e * e;
+            den += w;
+        }
+    }
+    if den > 0.0 { (num / den).sqrt() } else { 0.0 }
+}

@@ -1,0 +1,219 @@
+//! Machinery shared by the quantizers (FORMATS.md §1, §9.1): rounding, nearest-grid-value
+//! search, importance weights, the least-squares scale comparison.
+//!
+//! The reference is compiled with floating-point contraction, so several of its sums are fused
+//! multiply-adds; iqrs writes those as `mul_add` on purpose so that it lands on the same float
+//! bits. The quantizers are `#[inline(always)]` bodies instantiated once with the FMA target
+//! feature (one instruction per `mul_add`) and once without (libm `fma`, same result).
+
+/// Round to nearest, ties to even, for |x| < 2^22 (the reference's `nearest_int`).
+#[inline(always)]
+pub fn nearest_int(x: f32) -> i32 {
+    let v = x + 12582912.0f32;
+    ((v.to_bits() & 0x007f_ffff) as i32) - 0x0040_0000
+}
+
+/// `a * b + c` with one rounding.
+#[inline(always)]
+pub fn fmadd(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
+
+/// A sorted half-table of a non-linear grid with an O(1) nearest-value search.
+pub struct Grid<const N: usize> {
+    /// The grid values as f32.
+    pub values: [f32; N],
+    lo: i32,
+    hi: i32,
+    /// `lut[k - lo]` = largest `i` with `values[i] <= k`, for integers `lo <= k < hi`.
+    lut: [u8; 256],
+}
+
+impl<const N: usize> Grid<N> {
+    /// Builds the search structure for an ascending table.
+    pub const fn new(table: &[i8]) -> Self {
+        let mut values = [0f32; N];
+        let mut i = 0;
+        while i < N {
+            values[i] = table[i] as f32;
+            i += 1;
+        }
+        let lo = table[0] as i32;
+        let hi = table[N - 1] as i32;
+        let mut lut = [0u8; 256];
+        let mut k = lo;
+        let mut idx = 0usize;
+        while k < hi {
+            while idx + 1 < N && (table[idx + 1] as i32) <= k {
+                idx += 1;
+            }
+            lut[(k - lo) as usize] = idx as u8;
+            k += 1;
+        }
+        Grid { values, lo, hi, lut }
+    }
+
+    /// Index of the grid value nearest to `x`; an exact tie goes to the higher index; values
+    /// beyond either end clamp to it (FORMATS.md §1 `best_index`).
+    #[inline(always)]
+    pub fn best_index(&self, x: f32) -> usize {
+        if !(x > self.lo as f32) {
+            return 0;
+        }
+        if x >= self.hi as f32 {
+            return N - 1;
+        }
+        let mut k = x as i32;
+        if (k as f32) > x {
+            k -= 1;
+        }
+        let i = self.lut[(k - self.lo) as usize] as usize;
+        if x - self.values[i] < self.values[i + 1] - x {
+            i
+        } else {
+            i + 1
+        }
+    }
+}
+
+/// Replaces the imatrix of every `block`-column group of a row by 1e-9 where it, the row, or
+/// their product is (nearly) all zero — what the reference does before quantizing a row
+/// (`QHelper`, FORMATS.md §9.1). Writes the weights to `out`.
+#[inline(always)]
+pub fn sanitize_imatrix(imatrix: &[f32], x: &[f32], block: usize, out: &mut [f32]) {
+    const EPS: f32 = 1e-9;
+    let thresh = block as f32 * EPS * EPS;
+    for ((wb, xb), ob) in imatrix.chunks_exact(block).zip(x.chunks_exact(block)).zip(out.chunks_exact_mut(block)) {
+        let (mut sw2, mut sx2, mut swx) = (0f32, 0f32, 0f32);
+        for (&w, &x) in wb.iter().zip(xb) {
+            sw2 = fmadd(w, w, sw2);
+            sx2 = fmadd(x, x, sx2);
+            swx = fmadd(w, x.abs(), swx);
+        }
+        if sw2 > thresh && sx2 > thresh && swx > thresh {
+            ob.copy_from_slice(wb);
+        } else {
+            ob.fill(EPS);
+        }
+    }
+}
+
+/// `k * Σx² / 256` over a super-block, summed in order with fused multiply-adds.
+#[inline(always)]
+pub fn sigma2(xb: &[f32], k: f32) -> f32 {
+    let mut s = 0f32;
+    for &x in xb {
+        s = fmadd(x, x, s);
+    }
+    s * (k / 256.0)
+}
+
+/// The signed value with the largest magnitude (first one on ties) and that magnitude.
+#[inline(always)]
+pub fn signed_max(xb: &[f32]) -> (f32, f32) {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &x in xb {
+        let ax = x.abs();
+        if ax > amax {
+            amax = ax;
+            max = x;
+        }
+    }
+    (amax, max)
+}
+
+/// Least-squares scale bookkeeping: a candidate with sums `Σwxq`, `Σwq²` beats the current
+/// best iff `(Σwxq)² > best·Σwq²` (strict: earlier candidates win ties).
+#[derive(Clone, Copy, Debug)]
+pub struct Best {
+    pub d: f32,
+    pub score: f32,
+}
+
+impl Best {
+    #[inline(always)]
+    pub fn offer(&mut self, sumqx: f32, sumq2: f32) -> bool {
+        if sumq2 > 0.0 && sumqx * sumqx > self.score * sumq2 {
+            self.d = sumqx / sumq2;
+            self.score = self.d * sumqx;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Reads a little-endian f32 at `off`.
+#[inline(always)]
+pub fn read_f32(b: &[u8], off: usize) -> f32 {
+    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// Reads a little-endian u16 at `off`.
+#[inline(always)]
+pub fn read_u16(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+
+/// Generates `$name(args) -> ret` that runs `$body_fn` compiled with FMA when the CPU has it
+/// (so `mul_add` is one instruction), and the same code through libm's `fma` otherwise. Both
+/// give identical results; only speed differs.
+macro_rules! fma_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),*) $(-> $ret:ty)? => $body_fn:path) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "fma")]
+                fn with_fma($($arg: $ty),*) $(-> $ret)? { $body_fn($($arg),*) }
+                if crate::arch::has_fma() {
+                    // SAFETY: the CPU supports FMA (checked at run time just above).
+                    return unsafe { with_fma($($arg),*) };
+                }
+            }
+            $body_fn($($arg),*)
+        }
+    };
+}
+pub(crate) use fma_dispatch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::IQ4K_VALUES;
+
+    fn naive_best(t: &[f32], x: f32) -> usize {
+        if x <= t[0] {
+            return 0;
+        }
+        if x >= t[t.len() - 1] {
+            return t.len() - 1;
+        }
+        let mut i = 0;
+        while t[i + 1] <= x {
+            i += 1;
+        }
+        if x - t[i] < t[i + 1] - x { i } else { i + 1 }
+    }
+
+    #[test]
+    fn best_index_matches_the_definition() {
+        let g = Grid::<16>::new(&IQ4K_VALUES[16..]);
+        let mut x = -140.0f32;
+        while x < 140.0 {
+            assert_eq!(g.best_index(x), naive_best(&g.values, x), "x = {x}");
+            x += 0.125;
+        }
+        // exact midpoints go up
+        assert_eq!(g.best_index((-123.0 + -100.0) / 2.0), 1);
+    }
+
+    #[test]
+    fn nearest_int_rounds_half_to_even() {
+        assert_eq!(nearest_int(2.5), 2);
+        assert_eq!(nearest_int(3.5), 4);
+        assert_eq!(nearest_int(-2.5), -2);
+        assert_eq!(nearest_int(-2.6), -3);
+        assert_eq!(nearest_int(0.49), 0);
+    }
+}
