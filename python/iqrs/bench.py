@@ -1,0 +1,129 @@
+"""``python -m iqrs.bench`` / ``iqrs bench``: quantize, dequantize and mat-vec speed of every
+type, beside the reference's numbers measured on this kind of machine (``_anchors.py``).
+
+Protocol (the reference's, see BENCHMARKS.md): quantize a 4096x4096 gaussian-with-outliers
+matrix (with and without an imatrix); dequantize it; mat-vec with W = 14336x4096 (the quantized
+rows repeated) and cold caches (each call uses the next of several copies of W that together
+exceed 768 MB). Medians of several runs after a warm-up; threads stated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+import iqrs
+
+from . import _iqrs
+from ._anchors import READ_BANDWIDTH_GBPS, REFERENCE
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--types", help="comma-separated types (default: all registered)")
+    p.add_argument("--threads", default="1,2", help="thread counts to measure (default: 1,2)")
+    p.add_argument("--runs", type=int, default=5, help="runs per measurement; the median is reported (default 5)")
+    p.add_argument("--only", default="quantize,dequantize,matvec", help="which measurements (default: all three)")
+    p.add_argument("--quick", action="store_true", help="1024x4096 quantize matrix and fewer mat-vec copies (a smoke run)")
+
+
+def gaussian_outliers(rows: int, cols: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's benchmark distribution: row scale U[0.01, 0.1], N(0,1) values, 0.5% x8;
+    imatrix exp(0.7 N(0,1))."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(0.01, 0.1, size=(rows, 1))
+    x = s * rng.standard_normal((rows, cols)) * np.where(rng.uniform(size=(rows, cols)) < 0.005, 8.0, 1.0)
+    return x.astype(np.float32), np.exp(0.7 * rng.standard_normal(cols)).astype(np.float32)
+
+
+def median_time(f: Callable[[], object], runs: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        f()
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def ratio(v: float, ref: Optional[float]) -> str:
+    return f"{v / ref:5.2f}x" if ref else "   n/a"
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [iqrs.type_info(t).name for t in args.types.split(",")] if args.types else [t.name for t in iqrs.types()]
+    threads = [int(t) for t in args.threads.split(",")]
+    only = set(args.only.split(","))
+    qrows = 1024 if args.quick else 4096
+    x, im = gaussian_outliers(qrows, 4096, 0xA4C40000)
+    y = np.random.default_rng(7).standard_normal((1, 4096)).astype(np.float32)
+    print(f"iqrs {iqrs.__version__} bench — {platform.processor() or platform.machine()}, ISA {iqrs.get_isa()}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}; median of {args.runs} runs; reference = ik_llama.cpp 8337e4cd3")
+    saved = iqrs.get_num_threads()
+    try:
+        for name in names:
+            ref = REFERENCE.get(name, {})
+            info = iqrs.type_info(name)
+            slow = ref.get("quantize_noimat_1", 1e9) < 3e6
+            qruns = max(1, min(args.runs, 3 if slow else args.runs))
+            print(f"\n[{name}] ggml id {info.ggml_id}, {info.row_size(4096) * 8 / 4096:.4f} bpw")
+            q = None
+            for th in threads:
+                iqrs.set_num_threads(th)
+                if "quantize" in only:
+                    for label, imat in (("noimat", None), ("imat", im)):
+                        t = median_time(lambda: _iqrs.quantize(x, name, imat), qruns, warmup=0)
+                        v = x.size / t
+                        r = ref.get(f"quantize_{label}_{th}")
+                        print(f"  quantize {label:<6} {th}T: {v / 1e6:9.2f} Mw/s   ref {r / 1e6 if r else float('nan'):8.2f}   {ratio(v, r)}")
+                if q is None:
+                    q = _iqrs.quantize(x, name, im)
+                if "dequantize" in only:
+                    t = median_time(lambda: _iqrs.dequantize(q, name, qrows, 4096), max(args.runs, 7))
+                    v = qrows * 4096 * 4 / t / 1e9
+                    r = ref.get(f"dequantize_{th}")
+                    print(f"  dequantize    {th}T: {v:9.2f} GB/s  ref {r or float('nan'):8.2f}   {ratio(v, r)}")
+                if "matvec" in only:
+                    v = matvec_cold(q, name, qrows, y, 4 if args.quick else None, args.runs)
+                    r = ref.get(f"matvec_{th}")
+                    bw = READ_BANDWIDTH_GBPS.get(th)
+                    print(f"  mat-vec cold  {th}T: {v:9.2f} GB/s  ref {r or float('nan'):8.2f}   {ratio(v, r)}   "
+                          f"({100 * v / bw:.0f}% of the reference's measured {bw} GB/s read bandwidth)" if bw else "")
+    finally:
+        iqrs.set_num_threads(saved)
+    return 0
+
+
+def matvec_cold(q: np.ndarray, name: str, qrows: int, y: np.ndarray, copies: Optional[int], runs: int) -> float:
+    """GB/s of weights read by a 14336x4096 mat-vec, each call on the next of several copies."""
+    rows = 14336
+    row_bytes = q.size // qrows
+    reps = -(-rows // qrows)
+    w = np.tile(q.reshape(qrows, row_bytes), (reps, 1))[:rows].reshape(-1)
+    if copies is None:
+        copies = max(2, -(-768_000_000 // w.size))
+    ws = [w.copy() for _ in range(copies)]
+    i = 0
+
+    def call() -> None:
+        nonlocal i
+        _iqrs.matmul(ws[i % copies], name, rows, 4096, y)
+        i += 1
+
+    t = median_time(call, max(runs, copies), warmup=copies)
+    return w.size / t / 1e9
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m iqrs.bench", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run(p.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Bad input: every case raises a clear ValueError/TypeError, never a crash or garbage."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import iqrs
+from conftest import TYPES
+
+
+def good(rows=4, cols=512):
+    return np.random.default_rng(0).standard_normal((rows, cols)).astype(np.float32)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name", TYPES)
+def test_non_finite_weights_named_by_position(bad, name):
+    x = good()
+    x[2, 300] = bad
+    x[3, 5] = bad
+    with pytest.raises(ValueError, match=r"x contains a non-finite value .* at row 2, column 300"):
+        iqrs.quantize(x, name)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_imatrix(bad):
+    im = np.ones(512, np.float32)
+    im[77] = bad
+    with pytest.raises(ValueError, match=r"imatrix contains a non-finite value .* at index 77"):
+        iqrs.quantize(good(), "iq4_ks", imatrix=im)
+
+
+def test_negative_imatrix():
+    im = np.ones(512, np.float32)
+    im[9] = -0.5
+    with pytest.raises(ValueError, match=r"negative value \(-0.5\) at index 9"):
+        iqrs.quantize(good(), "iq4_kss", imatrix=im)
+
+
+@pytest.mark.parametrize("n", [511, 128, 300])
+def test_imatrix_wrong_length(n):
+    with pytest.raises(ValueError, match=rf"imatrix length .*expected 512, got {n}"):
+        iqrs.quantize(good(), "iq4_ks", imatrix=np.ones(n, np.float32))
+
+
+def test_imatrix_not_1d():
+    with pytest.raises(ValueError, match="imatrix must be 1-D"):
+        iqrs.quantize(good(), "iq4_ks", imatrix=np.ones((2, 256), np.float32))
+
+
+@pytest.mark.parametrize("cols", [100, 255, 257, 300])
+@pytest.mark.parametrize("name", TYPES)
+def test_columns_not_multiple_of_256(cols, name):
+    with pytest.raises(ValueError, match=rf"number of columns \({cols}\) must be a positive multiple of 256"):
+        iqrs.quantize(good(4, cols), name)
+
+
+@pytest.mark.parametrize("shape", [(512,), (2, 2, 512), ()])
+def test_not_2d(shape):
+    with pytest.raises(ValueError, match="x must be 2-D"):
+        iqrs.quantize(np.zeros(shape, np.float32), "iq4_ks")
+
+
+def test_empty_matrix():
+    with pytest.raises(ValueError):
+        iqrs.quantize(np.zeros((0, 512), np.float32), "iq4_ks")
+
+
+def test_integer_input_is_a_type_error():
+    with pytest.raises(TypeError, match="floating-point"):
+        iqrs.quantize(np.ones((2, 512), np.int32), "iq4_ks")
+
+
+def test_unknown_type_lists_known():
+    with pytest.raises(ValueError, match="unknown quantization type 'iq9_xx'; known types: .*iq4_kss"):
+        iqrs.quantize(good(), "iq9_xx")
+    with pytest.raises(TypeError):
+        iqrs.quantize(good(), 144)
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_from_bytes_wrong_size(name):
+    b = iqrs.quantize(good(), name).to_bytes()
+    for cut in (b[:-1], b[: len(b) // 2], b + b"\0", b""):
+        with pytest.raises(ValueError, match=r"buffer has \d+ bytes but a .* tensor of shape \(4, 512\) needs \d+"):
+            iqrs.QTensor.from_bytes(cut, name, (4, 512))
+
+
+def test_from_bytes_bad_shape_and_type():
+    b = iqrs.quantize(good(), "iq4_ks").to_bytes()
+    with pytest.raises(ValueError, match="cols must be a positive multiple of 256"):
+        iqrs.QTensor.from_bytes(b, "iq4_ks", (8, 256 + 16))
+    with pytest.raises(ValueError, match="shape must be"):
+        iqrs.QTensor.from_bytes(b, "iq4_ks", (4,))
+    with pytest.raises(TypeError):
+        iqrs.QTensor.from_bytes([1, 2, 3], "iq4_ks", (4, 512))
+
+
+def test_matmul_mismatched_dimensions():
+    q = iqrs.quantize(good(), "iq4_ks")
+    with pytest.raises(ValueError, match=r"the matrix has 512 columns but x has shape \(256,\)"):
+        q @ np.ones(256, np.float32)
+    with pytest.raises(ValueError, match=r"the matrix has 512 columns but x has shape \(3, 512\)"):
+        q @ np.ones((3, 512), np.float32)
+    with pytest.raises(ValueError, match="x must have shape"):
+        q @ np.ones((512, 2, 2), np.float32)
+    x = np.ones(512, np.float32)
+    x[10] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        q @ x
+
+
+def test_native_layer_checks_sizes_too():
+    from iqrs import _iqrs
+
+    with pytest.raises(ValueError, match="buffer size"):
+        _iqrs.dequantize(np.zeros(10, np.uint8), "iq4_ks", 4, 512)
+    with pytest.raises(ValueError, match="buffer size"):
+        _iqrs.matmul(np.zeros(10, np.uint8), "iq4_ks", 4, 512, np.ones((1, 512), np.float32))
+
+
+def test_rust_panic_becomes_runtime_error():
+    from iqrs import _iqrs
+
+    with pytest.raises(RuntimeError, match="internal error"):
+        _iqrs._panic_for_test()
+
+
+def test_gil_is_released_during_quantize():
+    """With a huge switch interval the main thread only runs while the worker releases the GIL."""
+    import sys
+
+    x = np.random.default_rng(0).standard_normal((1024, 4096)).astype(np.float32)
+    iqrs.set_num_threads(1)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    ticks = 0
+    try:
+        t = threading.Thread(target=iqrs.quantize, args=(x, "iq4_kss"))
+        t.start()
+        while t.is_alive():
+            ticks += 1
+        t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert ticks > 1000
