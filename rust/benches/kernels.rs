@@ -1,1 +1,81 @@
-fn main(){}
+//! Criterion benches of the kernels, per type and per ISA: quantize (one row group of 4096
+//! weights, with and without imatrix), dequantize and Q8_K dot of a 64-row x 4096 slab.
+//! `cargo bench --manifest-path rust/Cargo.toml [-- FILTER]`; group names are `{op}/{type}`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use iqrs::arch::{self, Isa};
+use iqrs::quants::q8k;
+use iqrs::{ops, QType};
+
+const COLS: usize = 4096;
+const ROWS: usize = 64;
+
+fn data(rows: usize, cols: usize) -> (Vec<f32>, Vec<f32>) {
+    // deterministic gaussian-ish values with outliers (sum of uniforms), imatrix in (0.25, 4)
+    let mut s = 0x9E3779B97F4A7C15u64;
+    let mut u = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f32 / (1u64 << 53) as f32
+    };
+    let x = (0..rows * cols).map(|_| (u() + u() + u() - 1.5) * if u() < 0.005 { 8.0 } else { 1.0 } * 0.05).collect();
+    let im = (0..cols).map(|_| 0.25 + 3.75 * u()).collect();
+    (x, im)
+}
+
+fn benches(c: &mut Criterion) {
+    let (x, im) = data(ROWS, COLS);
+    let y = data(1, COLS).0;
+    let mut yq = vec![0u8; QType::Q8K.row_size(COLS)];
+    q8k::quantize_row(&y, &mut yq);
+    for &t in QType::ALL {
+        let g = t.info().rows_per_group;
+        let scalar = arch::kernels_for(t, Isa::Scalar);
+        let rs = t.row_size(COLS);
+        let mut out = vec![0u8; g * rs];
+        let mut grp = c.benchmark_group(format!("quantize/{t}"));
+        grp.throughput(Throughput::Elements((g * COLS) as u64));
+        grp.bench_function("noimat", |b| b.iter(|| (scalar.quantize)(&x[..g * COLS], COLS, None, &mut out)));
+        grp.bench_function("imat", |b| b.iter(|| (scalar.quantize)(&x[..g * COLS], COLS, Some(&im), &mut out)));
+        grp.finish();
+
+        let q = ops::quantize(t, &x, ROWS, COLS, None).unwrap();
+        let mut deq = vec![0f32; ROWS * COLS];
+        let mut grp = c.benchmark_group(format!("dequantize/{t}"));
+        grp.throughput(Throughput::Bytes((ROWS * COLS * 4) as u64));
+        for isa in arch::available_isas() {
+            let k = arch::kernels_for(t, isa);
+            grp.bench_function(BenchmarkId::from_parameter(isa.name()), |b| {
+                b.iter(|| {
+                    for (src, o) in q.chunks(g * rs).zip(deq.chunks_mut(g * COLS)) {
+                        (k.dequantize)(src, COLS, o)
+                    }
+                })
+            });
+        }
+        grp.finish();
+
+        let mut dots = vec![0f32; ROWS];
+        let mut grp = c.benchmark_group(format!("dot/{t}"));
+        grp.throughput(Throughput::Bytes(q.len() as u64));
+        for isa in arch::available_isas() {
+            let k = arch::kernels_for(t, isa);
+            grp.bench_function(BenchmarkId::from_parameter(isa.name()), |b| {
+                b.iter(|| {
+                    for (src, o) in q.chunks(g * rs).zip(dots.chunks_mut(g)) {
+                        (k.dot)(src, COLS, &yq, o)
+                    }
+                })
+            });
+        }
+        grp.finish();
+    }
+}
+
+criterion_group! {
+    name = kernels;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
+    targets = benches
+}
+criterion_main!(kernels);

@@ -60,12 +60,13 @@ pub fn available_isas() -> Vec<Isa> {
     Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
 }
 
-/// Whether the CPU has fused multiply-add (used by the quantizers' fast path).
+/// Whether the CPU is x86-64-v3 (AVX2, FMA, POPCNT, BMI1/2, LZCNT): the quantizers' fast path.
 #[inline]
 pub fn has_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("fma")
+        use std::arch::is_x86_feature_detected as has;
+        has!("fma") && has!("avx2") && has!("popcnt") && has!("bmi1") && has!("bmi2") && has!("lzcnt")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -27,6 +27,8 @@ pub struct Grid<const N: usize> {
     hi: i32,
     /// `lut[k - lo]` = largest `i` with `values[i] <= k`, for integers `lo <= k < hi`.
     lut: [u8; 256],
+    /// Midpoints between neighbours (`N - 1` of them; exact: the values are integers).
+    mids: [f32; 128],
 }
 
 impl<const N: usize> Grid<N> {
@@ -50,7 +52,31 @@ impl<const N: usize> Grid<N> {
             lut[(k - lo) as usize] = idx as u8;
             k += 1;
         }
-        Grid { values, lo, hi, lut }
+        let mut mids = [f32::INFINITY; 128];
+        let mut m = 0;
+        while m + 1 < N {
+            mids[m] = (table[m] as f32 + table[m + 1] as f32) * 0.5;
+            m += 1;
+        }
+        Grid { values, lo, hi, lut, mids }
+    }
+
+    /// `best_index` of every element of `v` and of its negation, in a form compilers vectorize:
+    /// the index is the number of midpoints `<= v` (ties go up, ends clamp — the same rule; the
+    /// reference's float comparison is exact near a midpoint, so the two always agree).
+    #[inline(always)]
+    pub fn best_indices_pm<const M: usize>(&self, v: &[f32; M], plus: &mut [u8; M], minus: &mut [u8; M]) {
+        let mut cp = [0u8; M];
+        let mut cm = [0u8; M];
+        for k in 0..N - 1 {
+            let m = self.mids[k];
+            for j in 0..M {
+                cp[j] += (v[j] >= m) as u8;
+                cm[j] += (-v[j] >= m) as u8;
+            }
+        }
+        *plus = cp;
+        *minus = cm;
     }
 
     /// Index of the grid value nearest to `x`; an exact tie goes to the higher index; values
@@ -63,12 +89,11 @@ impl<const N: usize> Grid<N> {
         if x >= self.hi as f32 {
             return N - 1;
         }
-        let mut k = x as i32;
-        if (k as f32) > x {
-            k -= 1;
-        }
-        let i = self.lut[(k - self.lo) as usize] as usize;
-        if x - self.values[i] < self.values[i + 1] - x {
+        // lo < x < hi, so floor(x) - lo is in 0..hi-lo <= 255 and i + 1 < N.
+        let k = x.floor() as i32;
+        let i = self.lut[((k - self.lo) as usize) & 255] as usize;
+        let (lo, hi) = (self.values[i.min(N - 2)], self.values[(i + 1).min(N - 1)]);
+        if x - lo < hi - x {
             i
         } else {
             i + 1
@@ -155,19 +180,19 @@ pub fn read_u16(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
 }
 
-/// Generates `$name(args) -> ret` that runs `$body_fn` compiled with FMA when the CPU has it
-/// (so `mul_add` is one instruction), and the same code through libm's `fma` otherwise. Both
-/// give identical results; only speed differs.
+/// Generates `$name(args) -> ret` that runs `$body_fn` compiled for x86-64-v3 (AVX2, FMA, POPCNT,
+/// BMI) when the CPU has it — so `mul_add` is one instruction — and the same code through libm's
+/// `fma` otherwise. Both give identical results; only speed differs.
 macro_rules! fma_dispatch {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),*) $(-> $ret:ty)? => $body_fn:path) => {
         $(#[$m])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "fma")]
+                #[target_feature(enable = "avx2,fma,popcnt,bmi1,bmi2,lzcnt")]
                 fn with_fma($($arg: $ty),*) $(-> $ret)? { $body_fn($($arg),*) }
                 if crate::arch::has_fma() {
-                    // SAFETY: the CPU supports FMA (checked at run time just above).
+                    // SAFETY: the CPU has every feature enabled above (x86-64-v3; checked at run time).
                     return unsafe { with_fma($($arg),*) };
                 }
             }

@@ -83,13 +83,18 @@ fn iq4ks_block_scale(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
     }
     // For one inverse scale, the sums of the two sign choices.
     let sums = |g: &Grid<16>, id: f32| {
+        let mut al = [0f32; 32];
+        for j in 0..32 {
+            al[j] = id * xb[j];
+        }
+        let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
+        g.best_indices_pm(&al, &mut ip, &mut im);
         let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
         for j in 0..32 {
-            let al = id * xb[j];
-            let q = g.values[g.best_index(al)];
+            let q = g.values[ip[j] as usize & 15];
             qxp = fmadd(w[j] * q, xb[j], qxp);
             q2p = fmadd(w[j] * q, q, q2p);
-            let q = g.values[g.best_index(-al)];
+            let q = g.values[im[j] as usize & 15];
             qxm = fmadd(w[j] * q, xb[j], qxm);
             q2m = fmadd(w[j] * q, q, q2m);
         }
@@ -299,18 +304,6 @@ fn group(a: &[f32], k: usize) -> [f32; 4] {
     [a[2 * k], a[2 * k + 16], a[2 * k + 1], a[2 * k + 17]]
 }
 
-/// Nearest, parity-pruned index group of word `k` for inverse scale `id` (and `-id`).
-#[inline(always)]
-fn kss_group(g: &Grid<16>, id: f32, xv: &[f32; 4], wv: &[f32; 4], dl: f32) -> (u16, u16) {
-    let (mut vp, mut vm) = (0u16, 0u16);
-    for j in 0..4 {
-        let al = id * xv[j];
-        vp |= (g.best_index(al) as u16) << (4 * j);
-        vm |= (g.best_index(-al) as u16) << (4 * j);
-    }
-    (prune(vp, g, xv, wv, dl), prune(vm, g, xv, wv, dl))
-}
-
 #[inline(always)]
 fn iq4kss_block_scale(xb: &[f32], w: &[f32; 32]) -> f32 {
     const NTRY: i32 = 7;
@@ -324,9 +317,18 @@ fn iq4kss_block_scale(xb: &[f32], w: &[f32; 32]) -> f32 {
             let id = (itry as f32 + g.values[0]) / max;
             let this_d = 1.0 / id;
             let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
+            let mut al = [0f32; 32];
+            for j in 0..32 {
+                al[j] = id * xb[j];
+            }
+            let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
+            g.best_indices_pm(&al, &mut ip, &mut im);
             for k in 0..8 {
                 let (xv, wv) = (group(xb, k), group(w, k));
-                let (vp, vm) = kss_group(g, id, &xv, &wv, this_d);
+                let pack = |i: &[u8; 32]| {
+                    (i[2 * k] as u16) | (i[2 * k + 16] as u16) << 4 | (i[2 * k + 1] as u16) << 8 | (i[2 * k + 17] as u16) << 12
+                };
+                let (vp, vm) = (prune(pack(&ip), g, &xv, &wv, this_d), prune(pack(&im), g, &xv, &wv, this_d));
                 for j in 0..4 {
                     let q = g.values[((vp >> (4 * j)) & 15) as usize];
                     qxp = fmadd(wv[j] * q, xv[j], qxp);
