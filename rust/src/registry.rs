@@ -16,6 +16,8 @@ pub enum QType {
     IQ4KS,
     /// IQ4_KSS: exactly 4.0 bpw; IQ4_KS with even-parity index groups packed into 15 bits.
     IQ4KSS,
+    /// IQ5_KS: 5.25 bpw, non-linear 5-bit grid, f32 row scale, 7+1-bit scale/shift per 32 weights.
+    IQ5KS,
 }
 
 /// Static facts about a type.
@@ -37,7 +39,7 @@ pub struct TypeInfo {
 
 impl QType {
     /// Every registered type, in the order `iqrs.types()` lists them.
-    pub const ALL: &'static [QType] = &[QType::Q8K, QType::IQ4KS, QType::IQ4KSS];
+    pub const ALL: &'static [QType] = &[QType::Q8K, QType::IQ4KS, QType::IQ4KSS, QType::IQ5KS];
 
     /// The static facts of this type.
     pub const fn info(self) -> &'static TypeInfo {
@@ -45,6 +47,7 @@ impl QType {
             QType::Q8K => &TypeInfo { name: "q8_k", ggml_id: 15, block_size: QK_K, block_bytes: 296, row_meta_bytes: 0, rows_per_group: 1 },
             QType::IQ4KS => &TypeInfo { name: "iq4_ks", ggml_id: 144, block_size: QK_K, block_bytes: 136, row_meta_bytes: 4, rows_per_group: 1 },
             QType::IQ4KSS => &TypeInfo { name: "iq4_kss", ggml_id: 146, block_size: QK_K, block_bytes: 128, row_meta_bytes: 4, rows_per_group: 1 },
+            QType::IQ5KS => &TypeInfo { name: "iq5_ks", ggml_id: 152, block_size: QK_K, block_bytes: 168, row_meta_bytes: 4, rows_per_group: 1 },
         }
     }
 
