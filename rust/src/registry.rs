@@ -20,6 +20,8 @@ pub enum QType {
     IQ5KS,
     /// IQ3_KS: 3.1875 bpw, non-linear 3-bit grid, f16 row scale, 5-bit scale + shift per 32 weights.
     IQ3KS,
+    /// IQ2_KS: 2.1875 bpw, non-linear 2-bit grid, f16 row scale, 5-bit scale + shift per 32 weights.
+    IQ2KS,
 }
 
 /// Static facts about a type.
@@ -41,7 +43,7 @@ pub struct TypeInfo {
 
 impl QType {
     /// Every registered type, in the order `iqrs.types()` lists them.
-    pub const ALL: &'static [QType] = &[QType::Q8K, QType::IQ4KS, QType::IQ4KSS, QType::IQ5KS, QType::IQ3KS];
+    pub const ALL: &'static [QType] = &[QType::Q8K, QType::IQ4KS, QType::IQ4KSS, QType::IQ5KS, QType::IQ3KS, QType::IQ2KS];
 
     /// The static facts of this type.
     pub const fn info(self) -> &'static TypeInfo {
@@ -51,6 +53,7 @@ impl QType {
             QType::IQ4KSS => &TypeInfo { name: "iq4_kss", ggml_id: 146, block_size: QK_K, block_bytes: 128, row_meta_bytes: 4, rows_per_group: 1 },
             QType::IQ5KS => &TypeInfo { name: "iq5_ks", ggml_id: 152, block_size: QK_K, block_bytes: 168, row_meta_bytes: 4, rows_per_group: 1 },
             QType::IQ3KS => &TypeInfo { name: "iq3_ks", ggml_id: 156, block_size: QK_K, block_bytes: 102, row_meta_bytes: 2, rows_per_group: 1 },
+            QType::IQ2KS => &TypeInfo { name: "iq2_ks", ggml_id: 145, block_size: QK_K, block_bytes: 70, row_meta_bytes: 2, rows_per_group: 1 },
         }
     }
 

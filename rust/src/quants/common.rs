@@ -13,6 +13,14 @@ pub fn nearest_int(x: f32) -> i32 {
     ((v.to_bits() & 0x007f_ffff) as i32) - 0x0040_0000
 }
 
+/// `nearest_int(a * b)` as the reference computes it: its inlined `a*b + 12582912` is contracted
+/// to one fused multiply-add, so the product is not rounded on its own.
+#[inline(always)]
+pub fn nearest_int_mul(a: f32, b: f32) -> i32 {
+    let v = fmadd(a, b, 12582912.0f32);
+    ((v.to_bits() & 0x007f_ffff) as i32) - 0x0040_0000
+}
+
 /// `a * b + c` with one rounding.
 #[inline(always)]
 pub fn fmadd(a: f32, b: f32, c: f32) -> f32 {
@@ -263,17 +271,26 @@ fn pm_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &[f32], w: &[f32; 32]) -> (
     (qxp, q2p, qxm, q2m)
 }
 
-/// The "ntry" search of a 32-weight sub-block's float scale and grid half (§9.1, step 1, no
-/// re-fit): inverse scales `(itry + T[0]) / max` on the plain and on the shifted half, both
-/// signs each, after a start at `d = -max/T[0]`. Returns `(scale, shifted)`; scale 0 for an
+/// The "ntry" search of a 32-weight sub-block's float scale and grid half (§9.1, no re-fit):
+/// a start at `d = max/start` on the plain half (the reference's `-max/T[0]` is `start = -T[0]`),
+/// then inverse scales `(itry·step + T[0]) / max`, `itry = -ntry..=ntry`, on the plain and on
+/// the shifted half; both signs each time. Returns `(scale, shifted)`; scale 0 for an
 /// all-(near-)zero sub-block.
 #[inline(always)]
-pub fn shift_search<const N: usize>(xb: &[f32], w: &[f32; 32], plain: &Grid<N>, shifted: &Grid<N>, ntry: i32) -> (f32, bool) {
+pub fn shift_search<const N: usize>(
+    xb: &[f32],
+    w: &[f32; 32],
+    plain: &Grid<N>,
+    shifted: &Grid<N>,
+    start: f32,
+    ntry: i32,
+    step: f32,
+) -> (f32, bool) {
     let (amax, max) = signed_max(xb);
     if amax < 1e-16 {
         return (0.0, false);
     }
-    let (qxp, q2p, qxm, q2m) = pm_sums(plain, 1.0 / (-max / plain.values[0]), xb, w);
+    let (qxp, q2p, qxm, q2m) = pm_sums(plain, 1.0 / (max / start), xb, w);
     let mut best = Best { d: 0.0, score: 0.0 };
     if q2p > 0.0 {
         best.d = qxp / q2p;
@@ -283,7 +300,7 @@ pub fn shift_search<const N: usize>(xb: &[f32], w: &[f32; 32], plain: &Grid<N>, 
     let mut is_shifted = false;
     for itry in -ntry..=ntry {
         for (g, sh) in [(plain, false), (shifted, true)] {
-            let (qxp, q2p, qxm, q2m) = pm_sums(g, (itry as f32 + g.values[0]) / max, xb, w);
+            let (qxp, q2p, qxm, q2m) = pm_sums(g, fmadd(itry as f32, step, g.values[0]) / max, xb, w);
             if best.offer(qxp, q2p) {
                 is_shifted = sh;
             }
@@ -298,7 +315,7 @@ pub fn shift_search<const N: usize>(xb: &[f32], w: &[f32; 32], plain: &Grid<N>, 
 /// One candidate of [`make_qx_quants`]: the level of `v` at inverse scale `iscale`.
 #[inline(always)]
 fn qx_level(iscale: f32, v: f32, nmax: i32) -> i32 {
-    nearest_int(iscale * v).clamp(-nmax, nmax - 1)
+    nearest_int_mul(iscale, v).clamp(-nmax, nmax - 1)
 }
 
 /// `(Σ w·x·l, Σ w·l²)` of the levels at inverse scale `iscale`.
@@ -331,7 +348,7 @@ pub fn make_qx_quants(nmax: i32, x: &[f32], w: &[f32], levels: &mut [i8]) -> f32
         if is == 0 {
             continue;
         }
-        let iscale = -(nmax as f32 + 0.1 * is as f32) / max;
+        let iscale = -fmadd(0.1, is as f32, nmax as f32) / max;
         let (slx, sl2) = qx_sums(iscale, x, w, nmax);
         if best.offer(slx, sl2) {
             best_iscale = iscale;
@@ -406,6 +423,23 @@ mod tests {
         }
         // exact midpoints go up
         assert_eq!(g.best_index((-123.0 + -100.0) / 2.0), 1);
+    }
+
+    #[test]
+    fn make_qx_quants_recovers_an_exact_grid() {
+        // values on the grid d·l, l in [-16, 15], with the largest magnitude at l = -16
+        let d = 0.037f32;
+        let ls: Vec<i32> = (0..40).map(|i| (i * 7 % 32) - 16).collect();
+        let x: Vec<f32> = ls.iter().map(|&l| d * l as f32).collect();
+        let w = vec![1f32; x.len()];
+        let mut levels = vec![0i8; x.len()];
+        let got = make_qx_quants(16, &x, &w, &mut levels);
+        assert!((got - d).abs() <= 1e-6 * d, "{got} vs {d}");
+        for (&l, &lv) in ls.iter().zip(&levels) {
+            assert_eq!(lv as i32, l + 16);
+        }
+        assert_eq!(make_qx_quants(16, &[0.0; 8], &[1.0; 8], &mut levels[..8]), 0.0);
+        assert!(levels[..8].iter().all(|&l| l == 0));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use half::f16;
 
 use super::common::{
-    fma_dispatch, fmadd, importance, nearest_int, read_f32, read_u16, shift_search, sigma2_rounded_squares, with_sanitized_imatrix,
+    fma_dispatch, fmadd, importance, nearest_int_mul, read_f32, read_u16, shift_search, sigma2_rounded_squares, with_sanitized_imatrix,
     DefaultWeight, Grid,
 };
 use super::q8k;
@@ -83,7 +83,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
             importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Square, &mut w);
-            let (s, shifted) = shift_search(xb, &w, &PLAIN, &SHIFTED, NTRY);
+            let (s, shifted) = shift_search(xb, &w, &PLAIN, &SHIFTED, -PLAIN.values[0], NTRY, 1.0);
             shifts |= (shifted as u16) << (8 + ib);
             scales[8 * ibl + ib] = s;
             if s.abs() > amax_scale {
@@ -107,7 +107,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
             let g = if (read_u16(b, 0) >> (8 + ib)) & 1 != 0 { &SHIFTED } else { &PLAIN };
-            let l = nearest_int(id * scales[8 * ibl + ib]).clamp(-16, 15);
+            let l = nearest_int_mul(id, scales[8 * ibl + ib]).clamp(-16, 15);
             let ul = (l + 16) as u8;
             b[SCALES + ib % 4] |= (ul & 15) << (4 * (ib / 4));
             b[0] |= (ul >> 4) << ib; // extra bit ib

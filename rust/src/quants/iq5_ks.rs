@@ -69,7 +69,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
             importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Square, &mut w);
-            let (s, shifted) = shift_search(xb, &w, &PLAIN, &SHIFTED, NTRY);
+            let (s, shifted) = shift_search(xb, &w, &PLAIN, &SHIFTED, -PLAIN.values[0], NTRY, 1.0);
             out[blk + ib] = shifted as u8;
             scales[8 * ibl + ib] = s;
             amax_scale = amax_scale.max(s.abs());

@@ -6,6 +6,7 @@
 //! operations in `ops` never branch on the type.
 
 pub mod common;
+pub mod iq2_ks;
 pub mod iq3_ks;
 pub mod iq5_ks;
 pub mod ks;
@@ -50,6 +51,7 @@ pub fn scalar_kernels(t: QType) -> Kernels {
         QType::IQ4KSS => row_kernels!(ks::quantize_row_iq4_kss, ks::dequantize_row_iq4_kss, ks::vec_dot_iq4_kss_q8_k),
         QType::IQ5KS => row_kernels!(iq5_ks::quantize_row, iq5_ks::dequantize_row, iq5_ks::vec_dot_q8_k),
         QType::IQ3KS => row_kernels!(iq3_ks::quantize_row, iq3_ks::dequantize_row, iq3_ks::vec_dot_q8_k),
+        QType::IQ2KS => row_kernels!(iq2_ks::quantize_row, iq2_ks::dequantize_row, iq2_ks::vec_dot_q8_k),
     }
 }
 
