@@ -22,6 +22,8 @@ pub enum QType {
     IQ3KS,
     /// IQ2_KS: 2.1875 bpw, non-linear 2-bit grid, f16 row scale, 5-bit scale + shift per 32 weights.
     IQ2KS,
+    /// IQ2_KL: 2.6875 bpw, pairs of weights on a 32-point 2-D grid, f16 row scale, 6-bit scale per 32 weights.
+    IQ2KL,
 }
 
 /// Static facts about a type.
@@ -43,7 +45,7 @@ pub struct TypeInfo {
 
 impl QType {
     /// Every registered type, in the order `iqrs.types()` lists them.
-    pub const ALL: &'static [QType] = &[QType::Q8K, QType::IQ4KS, QType::IQ4KSS, QType::IQ5KS, QType::IQ3KS, QType::IQ2KS];
+    pub const ALL: &'static [QType] = &[QType::Q8K, QType::IQ4KS, QType::IQ4KSS, QType::IQ5KS, QType::IQ3KS, QType::IQ2KS, QType::IQ2KL];
 
     /// The static facts of this type.
     pub const fn info(self) -> &'static TypeInfo {
@@ -54,6 +56,7 @@ impl QType {
             QType::IQ5KS => &TypeInfo { name: "iq5_ks", ggml_id: 152, block_size: QK_K, block_bytes: 168, row_meta_bytes: 4, rows_per_group: 1 },
             QType::IQ3KS => &TypeInfo { name: "iq3_ks", ggml_id: 156, block_size: QK_K, block_bytes: 102, row_meta_bytes: 2, rows_per_group: 1 },
             QType::IQ2KS => &TypeInfo { name: "iq2_ks", ggml_id: 145, block_size: QK_K, block_bytes: 70, row_meta_bytes: 2, rows_per_group: 1 },
+            QType::IQ2KL => &TypeInfo { name: "iq2_kl", ggml_id: 157, block_size: QK_K, block_bytes: 86, row_meta_bytes: 2, rows_per_group: 1 },
         }
     }
 

@@ -6,6 +6,7 @@
 //! operations in `ops` never branch on the type.
 
 pub mod common;
+pub mod iq2_kl;
 pub mod iq2_ks;
 pub mod iq3_ks;
 pub mod iq5_ks;
@@ -52,6 +53,7 @@ pub fn scalar_kernels(t: QType) -> Kernels {
         QType::IQ5KS => row_kernels!(iq5_ks::quantize_row, iq5_ks::dequantize_row, iq5_ks::vec_dot_q8_k),
         QType::IQ3KS => row_kernels!(iq3_ks::quantize_row, iq3_ks::dequantize_row, iq3_ks::vec_dot_q8_k),
         QType::IQ2KS => row_kernels!(iq2_ks::quantize_row, iq2_ks::dequantize_row, iq2_ks::vec_dot_q8_k),
+        QType::IQ2KL => row_kernels!(iq2_kl::quantize_row, iq2_kl::dequantize_row, iq2_kl::vec_dot_q8_k),
     }
 }
 
