@@ -43,6 +43,9 @@ def test_qtensor_attributes(name):
     d = q.dequantize()
     assert d.shape == (8, 512) and d.dtype == np.float32
     np.testing.assert_array_equal(np.asarray(q), d)
+    buf = np.full((8, 512), np.nan, np.float32)
+    assert q.dequantize(out=buf) is buf
+    np.testing.assert_array_equal(buf, d)
 
 
 @pytest.mark.parametrize("name", TYPES)

@@ -111,9 +111,10 @@ pub fn kernels(t: QType) -> Kernels {
     kernels_for(t, current_isa())
 }
 
-/// The kernels of `t` for a given ISA (which must be available); types or operations without a
-/// kernel of that ISA use the scalar one.
+/// The kernels of `t` for a given ISA (clamped to what the CPU has); types or operations without
+/// a kernel of that ISA use the scalar one.
 pub fn kernels_for(t: QType, isa: Isa) -> Kernels {
+    let isa = clamp_to_available(isa);
     let scalar = scalar_kernels(t);
     match isa {
         Isa::Scalar => scalar,

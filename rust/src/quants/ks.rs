@@ -72,6 +72,29 @@ fn block_weights(xb: &[f32], qw: Option<&[f32]>, s2: f32, w: &mut [f32; 32]) {
 // ---------------------------------------------------------------------------------------------
 // IQ4_KS
 
+/// For one inverse scale `id`, the weighted sums `(Σwqx, Σwq²)` of the nearest-grid solution of
+/// `id·x` and of `-id·x`. (A function, not a closure: closures would not inherit the caller's
+/// target features, and the FMAs would become library calls.)
+#[inline(always)]
+fn iq4ks_sums(g: &Grid<16>, xb: &[f32], w: &[f32; 32], id: f32) -> (f32, f32, f32, f32) {
+    let mut al = [0f32; 32];
+    for j in 0..32 {
+        al[j] = id * xb[j];
+    }
+    let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
+    g.best_indices_pm(&al, &mut ip, &mut im);
+    let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
+    for j in 0..32 {
+        let q = g.values[ip[j] as usize & 15];
+        qxp = fmadd(w[j] * q, xb[j], qxp);
+        q2p = fmadd(w[j] * q, q, q2p);
+        let q = g.values[im[j] as usize & 15];
+        qxm = fmadd(w[j] * q, xb[j], qxm);
+        q2m = fmadd(w[j] * q, q, q2m);
+    }
+    (qxp, q2p, qxm, q2m)
+}
+
 /// Search of the float scale and grid half of one 32-weight sub-block (§9.1, ntry = 7, no
 /// re-fit). Returns `(scale, shifted)`; scale 0 for an all-(near-)zero sub-block.
 #[inline(always)]
@@ -81,27 +104,8 @@ fn iq4ks_block_scale(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
     if amax < 1e-16 {
         return (0.0, false);
     }
-    // For one inverse scale, the sums of the two sign choices.
-    let sums = |g: &Grid<16>, id: f32| {
-        let mut al = [0f32; 32];
-        for j in 0..32 {
-            al[j] = id * xb[j];
-        }
-        let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
-        g.best_indices_pm(&al, &mut ip, &mut im);
-        let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
-        for j in 0..32 {
-            let q = g.values[ip[j] as usize & 15];
-            qxp = fmadd(w[j] * q, xb[j], qxp);
-            q2p = fmadd(w[j] * q, q, q2p);
-            let q = g.values[im[j] as usize & 15];
-            qxm = fmadd(w[j] * q, xb[j], qxm);
-            q2m = fmadd(w[j] * q, q, q2m);
-        }
-        (qxp, q2p, qxm, q2m)
-    };
     let t0 = PLAIN.values[0];
-    let (qxp, q2p, qxm, q2m) = sums(&PLAIN, 1.0 / (-max / t0));
+    let (qxp, q2p, qxm, q2m) = iq4ks_sums(&PLAIN, xb, w, 1.0 / (-max / t0));
     let mut best = Best { d: 0.0, score: 0.0 };
     if q2p > 0.0 {
         best.d = qxp / q2p;
@@ -111,7 +115,7 @@ fn iq4ks_block_scale(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
     let mut shifted = false;
     for itry in -NTRY..=NTRY {
         for (g, sh) in [(&PLAIN, false), (&SHIFTED, true)] {
-            let (qxp, q2p, qxm, q2m) = sums(g, (itry as f32 + g.values[0]) / max);
+            let (qxp, q2p, qxm, q2m) = iq4ks_sums(g, xb, w, (itry as f32 + g.values[0]) / max);
             if best.offer(qxp, q2p) {
                 shifted = sh;
             }

@@ -1,0 +1,242 @@
+//! AVX-512 kernels: decoding with F/BW/VL, dot products with VNNI (`vpdpbusd`).
+//!
+//! `vpdpbusd` multiplies unsigned by signed bytes, so table values `t` are looked up with an
+//! offset of 128 (`t + 128 ∈ [1, 255]`) and `128 · Σ y` — formed by a second `vpdpbusd` — is
+//! subtracted: the block sums are exact, the float accumulation runs in the scalar code's order,
+//! and every result equals the scalar kernel's bit for bit.
+//!
+//! Every `unsafe fn` here requires its target features at run time; the safe wrappers are only
+//! handed out by [`super::kernels`] after the CPU reported them.
+
+use std::arch::x86_64::*;
+
+use crate::quants::common::read_f32;
+use crate::quants::ks::{IQ4KSS_BLOCK, IQ4KS_BLOCK, ROW_META};
+use crate::quants::q8k;
+use crate::registry::QK_K;
+use crate::tables::IQ4K_VALUES;
+
+/// The iq4k table halves, plain values and values + 128 (as unsigned bytes).
+static IQ4K_TABLES: [[u8; 16]; 4] = {
+    let mut t = [[0u8; 16]; 4];
+    let mut i = 0;
+    while i < 16 {
+        t[0][i] = IQ4K_VALUES[i] as u8;
+        t[1][i] = IQ4K_VALUES[16 + i] as u8;
+        t[2][i] = (IQ4K_VALUES[i] as i32 + 128) as u8;
+        t[3][i] = (IQ4K_VALUES[16 + i] as i32 + 128) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Lookup table for two sub-blocks in one register: lanes 0–1 hold the half chosen by bit 0 of
+/// `s0`, lanes 2–3 the one chosen by `s1`; `offset` selects the +128 tables.
+#[inline(always)]
+unsafe fn iq4k_table2(s0: u8, s1: u8, offset: bool) -> __m512i {
+    let base = 2 * offset as usize;
+    let t0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4K_TABLES[base + (s0 & 1) as usize].as_ptr().cast()));
+    let t1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4K_TABLES[base + (s1 & 1) as usize].as_ptr().cast()));
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(t0), t1)
+}
+
+/// The 64 table indices of two consecutive sub-blocks from their 32 nibble-packed bytes:
+/// lane 0 = low nibbles of sub-block 0, lane 1 = its high nibbles, lanes 2–3 likewise.
+#[inline(always)]
+unsafe fn iq4_indices2(packed: __m256i) -> __m512i {
+    let z = _mm512_zextsi256_si512(packed);
+    let x = _mm512_shuffle_i64x2::<0b01_01_00_00>(z, z);
+    let v = _mm512_mask_blend_epi64(0b1100_1100, x, _mm512_srli_epi16::<4>(x));
+    _mm512_and_si512(v, _mm512_set1_epi8(0x0F))
+}
+
+/// Per-lane `Σ t·y` over 4-byte groups of two sub-blocks, `t + 128` given as unsigned bytes.
+#[inline(always)]
+unsafe fn offset_dot64(t_off: __m512i, y: __m512i) -> __m512i {
+    let z = _mm512_setzero_si512();
+    _mm512_sub_epi32(_mm512_dpbusd_epi32(z, t_off, y), _mm512_dpbusd_epi32(z, _mm512_set1_epi8(-128), y))
+}
+
+/// Scale vector of two sub-blocks: `l0` in lanes 0–7, `l1` in lanes 8–15.
+#[inline(always)]
+unsafe fn scales2(l0: i32, l1: i32) -> __m512i {
+    _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(l0), _mm512_set1_epi32(l1))
+}
+
+/// Writes `d0 · v` (bytes 0..32) and `d1 · v` (bytes 32..64) for 64 signed bytes to `out[..64]`.
+#[inline(always)]
+unsafe fn store_scaled64(v: __m512i, d0: f32, d1: f32, out: &mut [f32]) {
+    let out = &mut out[..64];
+    let lanes = [_mm512_castsi512_si128(v), _mm512_extracti32x4_epi32::<1>(v), _mm512_extracti32x4_epi32::<2>(v), _mm512_extracti32x4_epi32::<3>(v)];
+    for (k, p) in lanes.into_iter().enumerate() {
+        let d = _mm512_set1_ps(if k < 2 { d0 } else { d1 });
+        let f = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(p));
+        _mm512_storeu_ps(out.as_mut_ptr().add(16 * k), _mm512_mul_ps(d, f));
+    }
+}
+
+#[inline(always)]
+unsafe fn load32(b: &[u8], off: usize) -> __m256i {
+    _mm256_loadu_si256(b[off..off + 32].as_ptr().cast())
+}
+
+#[inline(always)]
+unsafe fn load64(b: &[u8], off: usize) -> __m512i {
+    _mm512_loadu_si512(b[off..off + 64].as_ptr().cast())
+}
+
+/// Scale bytes and nibble-packed bytes of two IQ4_KSS sub-blocks (16 words).
+#[inline(always)]
+unsafe fn kss_decode16(words: __m256i) -> (u8, u8, __m256i) {
+    let bits = _mm256_movepi16_mask(_mm256_slli_epi16::<15>(words));
+    let a = _mm256_and_si256(words, _mm256_set1_epi16(-2));
+    (bits as u8, (bits >> 8) as u8, _mm256_xor_si256(a, _mm256_srli_epi16::<1>(a)))
+}
+
+#[inline(always)]
+fn l_of(sbyte: u8) -> i32 {
+    (sbyte & 0xFE) as i32 - 127
+}
+
+/// Exact block sum of a 4-bit iq4k super-block given its 4 (scale bytes, packed bytes) pairs.
+#[inline(always)]
+unsafe fn iq4_block_sum(pairs: [(u8, u8, __m256i); 4], yb: &[u8]) -> i32 {
+    let mut s = _mm512_setzero_si512();
+    for (j, (s0, s1, packed)) in pairs.into_iter().enumerate() {
+        let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1, true), iq4_indices2(packed));
+        let p = offset_dot64(t, load64(yb, q8k::QS + 64 * j));
+        s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, scales2(l_of(s0), l_of(s1))));
+    }
+    _mm512_reduce_add_epi32(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// IQ4_KS
+
+#[inline(always)]
+unsafe fn iq4_ks_pairs(b: &[u8]) -> [(u8, u8, __m256i); 4] {
+    // (no closures here: they would not inherit the caller's target features)
+    let pair = |j: usize| (b[2 * j], b[2 * j + 1], b[8 + 32 * j..8 + 32 * j + 32].as_ptr());
+    let p = [pair(0), pair(1), pair(2), pair(3)];
+    [
+        (p[0].0, p[0].1, _mm256_loadu_si256(p[0].2.cast())),
+        (p[1].0, p[1].1, _mm256_loadu_si256(p[1].2.cast())),
+        (p[2].0, p[2].1, _mm256_loadu_si256(p[2].2.cast())),
+        (p[3].0, p[3].1, _mm256_loadu_si256(p[3].2.cast())),
+    ]
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn iq4_ks_dot_impl(src: &[u8], y: &[u8]) -> f32 {
+    let d = read_f32(src, 0);
+    let mut acc = 0f32;
+    for (b, yb) in src[ROW_META..].chunks_exact(IQ4KS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        acc += (d * read_f32(yb, 0)) * iq4_block_sum(iq4_ks_pairs(b), yb) as f32;
+    }
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn iq4_ks_dequantize_impl(src: &[u8], out: &mut [f32]) {
+    let d = read_f32(src, 0);
+    for (b, ob) in src[ROW_META..].chunks_exact(IQ4KS_BLOCK).zip(out.chunks_exact_mut(QK_K)) {
+        for (j, (s0, s1, packed)) in iq4_ks_pairs(b).into_iter().enumerate() {
+            let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1, false), iq4_indices2(packed));
+            store_scaled64(t, d * l_of(s0) as f32, d * l_of(s1) as f32, &mut ob[64 * j..]);
+        }
+    }
+}
+
+/// IQ4_KS · Q8_K (needs VNNI).
+pub fn iq4_ks_dot(src: &[u8], y: &[u8]) -> f32 {
+    // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present.
+    unsafe { iq4_ks_dot_impl(src, y) }
+}
+
+/// IQ4_KS row decode.
+pub fn iq4_ks_dequantize(src: &[u8], out: &mut [f32]) {
+    // SAFETY: handed out only when AVX-512 F/BW/VL are present.
+    unsafe { iq4_ks_dequantize_impl(src, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IQ4_KSS
+
+#[inline(always)]
+unsafe fn iq4_kss_pairs(b: &[u8]) -> [(u8, u8, __m256i); 4] {
+    [kss_decode16(load32(b, 0)), kss_decode16(load32(b, 32)), kss_decode16(load32(b, 64)), kss_decode16(load32(b, 96))]
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn iq4_kss_dot_impl(src: &[u8], y: &[u8]) -> f32 {
+    let d = read_f32(src, 0);
+    let mut acc = 0f32;
+    for (b, yb) in src[ROW_META..].chunks_exact(IQ4KSS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        acc += (d * read_f32(yb, 0)) * iq4_block_sum(iq4_kss_pairs(b), yb) as f32;
+    }
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn iq4_kss_dequantize_impl(src: &[u8], out: &mut [f32]) {
+    let d = read_f32(src, 0);
+    for (b, ob) in src[ROW_META..].chunks_exact(IQ4KSS_BLOCK).zip(out.chunks_exact_mut(QK_K)) {
+        for (j, (s0, s1, packed)) in iq4_kss_pairs(b).into_iter().enumerate() {
+            let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1, false), iq4_indices2(packed));
+            store_scaled64(t, d * l_of(s0) as f32, d * l_of(s1) as f32, &mut ob[64 * j..]);
+        }
+    }
+}
+
+/// IQ4_KSS · Q8_K (needs VNNI).
+pub fn iq4_kss_dot(src: &[u8], y: &[u8]) -> f32 {
+    // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present.
+    unsafe { iq4_kss_dot_impl(src, y) }
+}
+
+/// IQ4_KSS row decode.
+pub fn iq4_kss_dequantize(src: &[u8], out: &mut [f32]) {
+    // SAFETY: handed out only when AVX-512 F/BW/VL are present.
+    unsafe { iq4_kss_dequantize_impl(src, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q8_K as a weight type
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn q8_k_dot_impl(src: &[u8], y: &[u8]) -> f32 {
+    let mut acc = 0f32;
+    for (b, yb) in src.chunks_exact(q8k::BLOCK_BYTES).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        // Both operands span all of i8: widen to i16, then pair sums.
+        let mut s = _mm512_setzero_si512();
+        for k in 0..8 {
+            let w = _mm512_cvtepi8_epi16(load32(b, q8k::QS + 32 * k));
+            let a = _mm512_cvtepi8_epi16(load32(yb, q8k::QS + 32 * k));
+            s = _mm512_add_epi32(s, _mm512_madd_epi16(w, a));
+        }
+        acc += (read_f32(b, 0) * read_f32(yb, 0)) * _mm512_reduce_add_epi32(s) as f32;
+    }
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn q8_k_dequantize_impl(src: &[u8], out: &mut [f32]) {
+    for (b, ob) in src.chunks_exact(q8k::BLOCK_BYTES).zip(out.chunks_exact_mut(QK_K)) {
+        let d = read_f32(b, 0);
+        for k in 0..4 {
+            store_scaled64(load64(b, q8k::QS + 64 * k), d, d, &mut ob[64 * k..]);
+        }
+    }
+}
+
+/// Q8_K · Q8_K.
+pub fn q8_k_dot(src: &[u8], y: &[u8]) -> f32 {
+    // SAFETY: handed out only when AVX-512 F/BW/VL are present.
+    unsafe { q8_k_dot_impl(src, y) }
+}
+
+/// Q8_K row decode.
+pub fn q8_k_dequantize(src: &[u8], out: &mut [f32]) {
+    // SAFETY: as above.
+    unsafe { q8_k_dequantize_impl(src, out) }
+}

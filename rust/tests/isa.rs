@@ -1,0 +1,98 @@
+//! Every SIMD kernel against the scalar oracle, bit for bit, on arbitrary encodings: random
+//! bytes (row scales taken from a real quantization so they are finite) dotted with random
+//! Q8_K rows whose quants span all of i8, -128 included.
+
+use iqrs::arch::{self, Isa};
+use iqrs::quants::q8k;
+use iqrs::{ops, QType, QK_K};
+use proptest::prelude::*;
+
+/// Equal bits, or both NaN (NaN payloads may legitimately differ between instruction forms).
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// A Q8_K row with arbitrary quants, a finite scale and consistent block sums.
+fn q8k_row(cols: usize, bytes: &[u8], d: f32) -> Vec<u8> {
+    let mut y = vec![0u8; QType::Q8K.row_size(cols)];
+    for (b, blk) in y.chunks_exact_mut(q8k::BLOCK_BYTES).enumerate() {
+        blk[..4].copy_from_slice(&d.to_le_bytes());
+        let qs = &bytes[b * QK_K..(b + 1) * QK_K];
+        blk[q8k::QS..q8k::QS + QK_K].copy_from_slice(qs);
+        let mut total = 0i32;
+        for k in 0..16 {
+            let s: i32 = qs[16 * k..16 * k + 16].iter().map(|&v| v as i8 as i32).sum();
+            blk[q8k::BSUMS + 2 * k..q8k::BSUMS + 2 * k + 2].copy_from_slice(&(s as i16).to_le_bytes());
+            total += s;
+        }
+        blk[4..8].copy_from_slice(&(d * total as f32).to_le_bytes());
+    }
+    y
+}
+
+fn check(t: QType, blocks: usize, seed: Vec<u8>, d: f32, garbage: bool) {
+    let g = t.info().rows_per_group;
+    let cols = blocks * QK_K;
+    let rows = g;
+    let x: Vec<f32> = (0..rows * cols).map(|i| ((seed[i % seed.len()] as f32) - 127.5) * (1.0 + (i % 7) as f32)).collect();
+    let mut q = ops::quantize(t, &x, rows, cols, None).unwrap();
+    let rs = t.row_size(cols);
+    let meta = t.info().row_meta_bytes;
+    if garbage {
+        for (i, v) in q.iter_mut().enumerate() {
+            let in_row = i % rs;
+            if in_row >= g * meta || (g == 1 && in_row >= meta) {
+                *v = seed[(i * 31 + 7) % seed.len()].wrapping_mul(i as u8 | 1);
+            }
+        }
+    }
+    let ybytes: Vec<u8> = (0..cols).map(|i| seed[(i * 13 + 5) % seed.len()] ^ (i as u8)).collect();
+    let y = q8k_row(cols, &ybytes, d);
+    let scalar = arch::kernels_for(t, Isa::Scalar);
+    let mut want_dq = vec![0f32; rows * cols];
+    (scalar.dequantize)(&q, cols, &mut want_dq);
+    let mut want_dot = vec![0f32; g];
+    (scalar.dot)(&q, cols, &y, &mut want_dot);
+    for isa in arch::available_isas() {
+        let k = arch::kernels_for(t, isa);
+        let mut dq = vec![0f32; rows * cols];
+        (k.dequantize)(&q, cols, &mut dq);
+        let mut dot = vec![0f32; g];
+        (k.dot)(&q, cols, &y, &mut dot);
+        for (i, (a, b)) in dq.iter().zip(&want_dq).enumerate() {
+            assert!(same(*a, *b), "{t} {isa:?} dequantize value {i}: {a} vs scalar {b}");
+        }
+        for (r, (a, b)) in dot.iter().zip(&want_dot).enumerate() {
+            assert!(same(*a, *b), "{t} {isa:?} dot row {r}: {a} vs scalar {b}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn simd_equals_scalar(ti in 0..QType::ALL.len(), blocks in 1usize..5, seed in prop::collection::vec(any::<u8>(), 1..512),
+                          d in 1e-6f32..10.0, garbage in any::<bool>()) {
+        check(QType::ALL[ti], blocks, seed, d, garbage);
+    }
+}
+
+#[test]
+fn extreme_activations_are_exact() {
+    // all -128 activations against every quant value: the case 16-bit kernels saturate on
+    for &t in QType::ALL {
+        let seed: Vec<u8> = (0..=255).collect();
+        check(t, 2, seed, 1.0, true);
+        let cols = 2 * QK_K;
+        let y = q8k_row(cols, &vec![0x80u8; cols], 1.0);
+        let x: Vec<f32> = (0..t.info().rows_per_group * cols).map(|i| if i % 3 == 0 { -1.0 } else { 0.3 }).collect();
+        let q = ops::quantize(t, &x, t.info().rows_per_group, cols, None).unwrap();
+        let mut want = vec![0f32; t.info().rows_per_group];
+        (arch::kernels_for(t, Isa::Scalar).dot)(&q, cols, &y, &mut want);
+        for isa in arch::available_isas() {
+            let mut got = vec![0f32; t.info().rows_per_group];
+            (arch::kernels_for(t, isa).dot)(&q, cols, &y, &mut got);
+            assert_eq!(got, want, "{t} {isa:?}");
+        }
+    }
+}
