@@ -1,9 +1,9 @@
 //! Criterion benches of the kernels, per type and per ISA: quantize (one row group of 4096
-//! weights, with and without imatrix), dequantize and Q8_K dot of a 64-row x 4096 slab.
+//! weights, with and without imatrix; the ISA in use), dequantize and Q8_K dot of a 64-row x 4096 slab.
 //! `cargo bench --manifest-path rust/Cargo.toml [-- FILTER]`; group names are `{op}/{type}`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use iqrs::arch::{self, Isa};
+use iqrs::arch;
 use iqrs::quants::q8k;
 use iqrs::{ops, QType};
 
@@ -31,13 +31,13 @@ fn benches(c: &mut Criterion) {
     q8k::quantize_row(&y, &mut yq);
     for &t in QType::ALL {
         let g = t.info().rows_per_group;
-        let scalar = arch::kernels_for(t, Isa::Scalar);
+        let best = arch::kernels(t);
         let rs = t.row_size(COLS);
         let mut out = vec![0u8; g * rs];
         let mut grp = c.benchmark_group(format!("quantize/{t}"));
         grp.throughput(Throughput::Elements((g * COLS) as u64));
-        grp.bench_function("noimat", |b| b.iter(|| (scalar.quantize)(&x[..g * COLS], COLS, None, &mut out)));
-        grp.bench_function("imat", |b| b.iter(|| (scalar.quantize)(&x[..g * COLS], COLS, Some(&im), &mut out)));
+        grp.bench_function("noimat", |b| b.iter(|| (best.quantize)(&x[..g * COLS], COLS, None, &mut out)));
+        grp.bench_function("imat", |b| b.iter(|| (best.quantize)(&x[..g * COLS], COLS, Some(&im), &mut out)));
         grp.finish();
 
         let q = ops::quantize(t, &x, ROWS, COLS, None).unwrap();

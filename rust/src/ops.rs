@@ -6,7 +6,6 @@ use rayon::prelude::*;
 
 use crate::arch;
 use crate::error::{IqError, Result};
-use crate::quants::q8k;
 use crate::registry::{QType, QK_K};
 use crate::threads;
 
@@ -96,7 +95,8 @@ pub fn quantize_q8k(x: &[f32], cols: usize) -> Result<Vec<u8>> {
     check_finite("x", x, cols)?;
     let rs = QType::Q8K.row_size(cols);
     let mut out = vec![0u8; x.len() / cols * rs];
-    for_each_chunk(x, cols, &mut out, rs, x.len(), |xs, o| q8k::quantize_row(xs, o));
+    let k = arch::kernels(QType::Q8K);
+    for_each_chunk(x, cols, &mut out, rs, x.len(), |xs, o| (k.quantize)(xs, cols, None, o));
     Ok(out)
 }
 

@@ -53,8 +53,13 @@ fn check(t: QType, blocks: usize, seed: Vec<u8>, d: f32, garbage: bool) {
     (scalar.dequantize)(&q, cols, &mut want_dq);
     let mut want_dot = vec![0f32; g];
     (scalar.dot)(&q, cols, &y, &mut want_dot);
+    let mut want_q = vec![0u8; q.len()];
+    (scalar.quantize)(&x, cols, None, &mut want_q);
     for isa in arch::available_isas() {
         let k = arch::kernels_for(t, isa);
+        let mut got_q = vec![0u8; q.len()];
+        (k.quantize)(&x, cols, None, &mut got_q);
+        assert_eq!(got_q, want_q, "{t} {isa:?} quantize");
         let mut dq = vec![0f32; rows * cols];
         (k.dequantize)(&q, cols, &mut dq);
         let mut dot = vec![0f32; g];
@@ -94,5 +99,20 @@ fn extreme_activations_are_exact() {
             (arch::kernels_for(t, isa).dot)(&q, cols, &y, &mut got);
             assert_eq!(got, want, "{t} {isa:?}");
         }
+    }
+}
+
+#[test]
+fn q8k_quantizer_rounds_ties_to_even_on_every_isa() {
+    // amax = 127 makes the inverse scale exactly 1: every x.5 is a tie
+    let x: Vec<f32> = (0..2 * QK_K).map(|i| if i % 97 == 0 { 127.0 } else { (i % 254) as f32 - 127.0 + 0.5 }).collect();
+    let scalar = arch::kernels_for(QType::Q8K, Isa::Scalar);
+    let mut want = vec![0u8; QType::Q8K.row_size(x.len())];
+    (scalar.quantize)(&x, x.len(), None, &mut want);
+    assert_eq!(want[q8k::QS + 1] as i8, -126, "-125.5 rounds to even");
+    for isa in arch::available_isas() {
+        let mut got = vec![0u8; want.len()];
+        (arch::kernels_for(QType::Q8K, isa).quantize)(&x, x.len(), None, &mut got);
+        assert_eq!(got, want, "{isa:?}");
     }
 }

@@ -210,3 +210,48 @@ pub fn q8_k_dequantize(src: &[u8], out: &mut [f32]) {
     // SAFETY: as above.
     unsafe { q8_k_dequantize_impl(src, out) }
 }
+
+/// `clamp(round_half_even(x[..8] · id), lo, hi)` as i32 lanes.
+#[inline(always)]
+unsafe fn quant8(x: &[f32], id: __m256, lo: __m256i, hi: __m256i) -> __m256i {
+    let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x[..8].as_ptr()), id));
+    _mm256_max_epi32(_mm256_min_epi32(q, hi), lo)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn q8_k_quantize_impl(x: &[f32], out: &mut [u8]) {
+    let sign = _mm256_set1_ps(-0.0);
+    for (xb, ob) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(q8k::BLOCK_BYTES)) {
+        let xb = &xb[..QK_K];
+        let mut m = _mm256_setzero_ps();
+        for k in 0..32 {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb.as_ptr().add(8 * k))));
+        }
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        let (lo, hi) = (_mm256_set1_epi32(-128), _mm256_set1_epi32(127));
+        let mut total = 0i32;
+        for k in 0..16 {
+            // round half to even (the default MXCSR mode), then clamp like the scalar code
+            let a = quant8(&xb[16 * k..], id, lo, hi);
+            let b = quant8(&xb[16 * k + 8..], id, lo, hi);
+            let p16 = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(a, b));
+            let p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256::<1>(p16));
+            _mm_storeu_si128(ob[q8k::QS + 16 * k..q8k::QS + 16 * k + 16].as_mut_ptr().cast(), p8);
+            let bsum = hsum_i32(_mm256_add_epi32(a, b));
+            ob[q8k::BSUMS + 2 * k..q8k::BSUMS + 2 * k + 2].copy_from_slice(&(bsum as i16).to_le_bytes());
+            total += bsum;
+        }
+        ob[0..4].copy_from_slice(&d.to_le_bytes());
+        ob[4..8].copy_from_slice(&(d * total as f32).to_le_bytes());
+    }
+}
+
+/// Q8_K quantization of a row (activations, or Q8_K weights).
+pub fn q8_k_quantize(x: &[f32], out: &mut [u8]) {
+    // SAFETY: handed out only when AVX2 and FMA are present.
+    unsafe { q8_k_quantize_impl(x, out) }
+}

@@ -240,3 +240,35 @@ pub fn q8_k_dequantize(src: &[u8], out: &mut [f32]) {
     // SAFETY: as above.
     unsafe { q8_k_dequantize_impl(src, out) }
 }
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn q8_k_quantize_impl(x: &[f32], out: &mut [u8]) {
+    for (xb, ob) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(q8k::BLOCK_BYTES)) {
+        let xb = &xb[..QK_K];
+        let mut m = _mm512_setzero_ps();
+        for k in 0..16 {
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(xb.as_ptr().add(16 * k))));
+        }
+        let amax = _mm512_reduce_max_ps(m);
+        let d = amax / 127.0;
+        let id = _mm512_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        let mut total = 0i32;
+        for k in 0..16 {
+            // round half to even (the default MXCSR mode), then clamp like the scalar code
+            let q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb.as_ptr().add(16 * k)), id));
+            let q = _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128));
+            _mm_storeu_si128(ob[q8k::QS + 16 * k..q8k::QS + 16 * k + 16].as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q));
+            let bsum = _mm512_reduce_add_epi32(q);
+            ob[q8k::BSUMS + 2 * k..q8k::BSUMS + 2 * k + 2].copy_from_slice(&(bsum as i16).to_le_bytes());
+            total += bsum;
+        }
+        ob[0..4].copy_from_slice(&d.to_le_bytes());
+        ob[4..8].copy_from_slice(&(d * total as f32).to_le_bytes());
+    }
+}
+
+/// Q8_K quantization of a row (activations, or Q8_K weights).
+pub fn q8_k_quantize(x: &[f32], out: &mut [u8]) {
+    // SAFETY: handed out only when AVX-512 F/BW/VL are present.
+    unsafe { q8_k_quantize_impl(x, out) }
+}

@@ -1,6 +1,6 @@
 //! x86-64 kernels: AVX2 (+FMA) and AVX-512 (F, BW, VL; dot products with VNNI where present).
-//! Quantizers stay in `quants` (their hot loops are compiled for x86-64-v3 there); this module
-//! replaces the decode and dot kernels.
+//! The weight quantizers stay in `quants` (their hot loops are compiled for x86-64-v3 there);
+//! this module replaces the decode and dot kernels and the Q8_K (activation) quantizer.
 
 use super::Isa;
 use crate::quants::Kernels;
@@ -42,13 +42,19 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
         Isa::Scalar => {}
         Isa::Avx2 | Isa::Avx512 => {
             match t {
-                QType::Q8K => set!(k, avx2::q8_k_dequantize, avx2::q8_k_dot),
+                QType::Q8K => {
+                    set!(k, avx2::q8_k_dequantize, avx2::q8_k_dot);
+                    k.quantize = |x, _cols, _im, out| avx2::q8_k_quantize(x, out);
+                }
                 QType::IQ4KS => set!(k, avx2::iq4_ks_dequantize, avx2::iq4_ks_dot),
                 QType::IQ4KSS => set!(k, avx2::iq4_kss_dequantize, avx2::iq4_kss_dot),
             }
             if isa == Isa::Avx512 {
                 match t {
-                    QType::Q8K => set!(k, avx512::q8_k_dequantize, avx512::q8_k_dot),
+                    QType::Q8K => {
+                        set!(k, avx512::q8_k_dequantize, avx512::q8_k_dot);
+                        k.quantize = |x, _cols, _im, out| avx512::q8_k_quantize(x, out);
+                    }
                     QType::IQ4KS => k.dequantize = |src, _cols, out| avx512::iq4_ks_dequantize(src, out),
                     QType::IQ4KSS => k.dequantize = |src, _cols, out| avx512::iq4_kss_dequantize(src, out),
                 }
