@@ -116,3 +116,56 @@ fn q8k_quantizer_rounds_ties_to_even_on_every_isa() {
         assert_eq!(got, want, "{isa:?}");
     }
 }
+
+/// The tiled matrix multiply (portable and SIMD microkernels, serial and parallel) gives the
+/// row-by-row scalar dot products bit for bit, partial tiles and every column count included.
+fn check_gemm(t: QType, groups: usize, blocks: usize, n: usize, seed: u64) {
+    let g = t.info().rows_per_group;
+    let (rows, cols) = (groups * g, blocks * QK_K);
+    let mut s = seed | 1;
+    let mut u = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let x: Vec<f32> = (0..rows * cols).map(|i| u() * if i % 61 == 0 { 20.0 } else { 1.0 }).collect();
+    let q = ops::quantize(t, &x, rows, cols, None).unwrap();
+    let yf: Vec<f32> = (0..n * cols).map(|_| u()).collect();
+    let y = ops::quantize_q8k(&yf, cols).unwrap();
+    let (rs, ys) = (t.row_size(cols), QType::Q8K.row_size(cols));
+    let scalar = arch::kernels_for(t, Isa::Scalar);
+    let mut want = vec![0f32; rows * n];
+    for (gi, src) in q.chunks(g * rs).enumerate() {
+        for j in 0..n {
+            let mut o = vec![0f32; g];
+            (scalar.dot)(src, cols, &y[j * ys..(j + 1) * ys], &mut o);
+            for r in 0..g {
+                want[(gi * g + r) * n + j] = o[r];
+            }
+        }
+    }
+    let mut tiles: Vec<(&str, iqrs::gemm::TileFn)> = vec![("portable", iqrs::gemm::tile_scalar)];
+    for isa in arch::available_isas() {
+        if let Some(f) = arch::gemm_tile(isa) {
+            tiles.push((isa.name(), f));
+        }
+    }
+    for (name, tile) in tiles {
+        for parallel in [false, true] {
+            let mut got = vec![f32::NAN; rows * n];
+            iqrs::gemm::matmul(&scalar, tile, g, rs, &q, cols, &y, n, &mut got, parallel);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(same(*a, *b), "{t} gemm {name} parallel={parallel} rows={rows} n={n}: [{}, {}] {a} vs dot {b}", i / n, i % n);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn gemm_equals_row_dots(ti in 0..QType::ALL.len(), groups in 1usize..12, blocks in 1usize..4, n in 1usize..20, seed in any::<u64>()) {
+        check_gemm(QType::ALL[ti], groups, blocks, n, seed);
+    }
+}

@@ -124,3 +124,18 @@ pub fn kernels_for(t: QType, isa: Isa) -> Kernels {
         _ => scalar,
     }
 }
+
+/// The SIMD matrix-multiply microkernel of an ISA (clamped to what the CPU has), if it has one;
+/// without one, products go row by row through the dot kernels.
+pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
+    let isa = clamp_to_available(isa);
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::gemm_tile(isa)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        None
+    }
+}

@@ -13,6 +13,7 @@
 
 use super::common::{fma_dispatch, fmadd, nearest_int, read_f32, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
 use super::q8k;
+use super::IntBlock;
 use crate::registry::QK_K;
 use crate::tables::IQ4K_VALUES;
 
@@ -250,6 +251,27 @@ pub fn vec_dot_iq4_ks_q8_k(src: &[u8], y: &[u8]) -> f32 {
     acc
 }
 
+/// Integer form of an IQ4_KS block in IQ4_KS byte layout (also used for decoded IQ4_KSS blocks).
+fn ks_block_to_int(d: f32, b: &[u8], out: &mut IntBlock) {
+    out.d = d;
+    for ib in 0..8 {
+        let t = table_of(b[ib]);
+        out.scales[2 * ib] = scale_of(b[ib]) as i16;
+        out.scales[2 * ib + 1] = scale_of(b[ib]) as i16;
+        let qs = &b[8 + 16 * ib..8 + 16 * ib + 16];
+        for j in 0..16 {
+            out.values[32 * ib + j] = t[(qs[j] & 15) as usize];
+            out.values[32 * ib + j + 16] = t[(qs[j] >> 4) as usize];
+        }
+    }
+}
+
+/// Integer form of super-block `block` of an IQ4_KS row.
+pub fn decode_int_iq4_ks(src: &[u8], block: usize, out: &mut IntBlock) {
+    let off = ROW_META + IQ4KS_BLOCK * block;
+    ks_block_to_int(read_f32(src, 0), &src[off..off + IQ4KS_BLOCK], out);
+}
+
 // ---------------------------------------------------------------------------------------------
 // IQ4_KSS
 
@@ -484,6 +506,14 @@ pub fn vec_dot_iq4_kss_q8_k(src: &[u8], y: &[u8]) -> f32 {
     acc
 }
 
+/// Integer form of super-block `block` of an IQ4_KSS row.
+pub fn decode_int_iq4_kss(src: &[u8], block: usize, out: &mut IntBlock) {
+    let off = ROW_META + IQ4KSS_BLOCK * block;
+    let mut ks = [0u8; IQ4KS_BLOCK];
+    kss_block_to_ks(&src[off..off + IQ4KSS_BLOCK], &mut ks);
+    ks_block_to_int(read_f32(src, 0), &ks, out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,3 +528,4 @@ mod tests {
         }
     }
 }
+

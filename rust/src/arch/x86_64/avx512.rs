@@ -10,6 +10,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::gemm::{PackedCols, PackedRows, TILE_ROWS};
 use crate::quants::common::read_f32;
 use crate::quants::ks::{IQ4KSS_BLOCK, IQ4KS_BLOCK, ROW_META};
 use crate::quants::q8k;
@@ -271,4 +272,81 @@ unsafe fn q8_k_quantize_impl(x: &[f32], out: &mut [u8]) {
 pub fn q8_k_quantize(x: &[f32], out: &mut [u8]) {
     // SAFETY: handed out only when AVX-512 F/BW/VL are present.
     unsafe { q8_k_quantize_impl(x, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix multiply microkernel (VNNI)
+
+/// Activation vectors per register block.
+const GEMM_NC: usize = 8;
+
+/// One tile for the `NC` vectors starting at `j0`: 16 rows in the lanes, one i32 block sum and
+/// one f32 accumulator register per vector.
+#[inline(always)]
+unsafe fn gemm_tile_cols<const NC: usize>(w: &PackedRows, y: &PackedCols, j0: usize, nrows: usize, out: &mut [f32], ldo: usize) {
+    let blocks = w.blocks;
+    assert!(j0 + NC <= y.n && y.yu.len() >= y.n * y.cols && y.d8.len() >= y.n * blocks && y.cols == blocks * QK_K);
+    let mut acc = [_mm512_setzero_ps(); NC];
+    for b in 0..blocks {
+        let wb = w.w[b].as_ptr();
+        let mut s = [_mm512_setzero_si512(); NC];
+        for sb in 0..16 {
+            let l = _mm512_loadu_si512(w.scales[b].as_ptr().add(sb * TILE_ROWS).cast());
+            let wv = [
+                _mm512_loadu_si512(wb.add((4 * sb) * 64).cast()),
+                _mm512_loadu_si512(wb.add((4 * sb + 1) * 64).cast()),
+                _mm512_loadu_si512(wb.add((4 * sb + 2) * 64).cast()),
+                _mm512_loadu_si512(wb.add((4 * sb + 3) * 64).cast()),
+            ];
+            for j in 0..NC {
+                let yp = y.yu.as_ptr().add((j0 + j) * y.cols + b * QK_K + 16 * sb).cast::<i32>();
+                let mut p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi32(yp.read_unaligned()), wv[0]);
+                p = _mm512_dpbusd_epi32(p, _mm512_set1_epi32(yp.add(1).read_unaligned()), wv[1]);
+                p = _mm512_dpbusd_epi32(p, _mm512_set1_epi32(yp.add(2).read_unaligned()), wv[2]);
+                p = _mm512_dpbusd_epi32(p, _mm512_set1_epi32(yp.add(3).read_unaligned()), wv[3]);
+                s[j] = _mm512_add_epi32(s[j], _mm512_mullo_epi32(p, l));
+            }
+        }
+        let corr = _mm512_loadu_si512(w.corr[b].as_ptr().cast());
+        let dv = _mm512_loadu_ps(w.d[b].as_ptr());
+        for j in 0..NC {
+            let sj = _mm512_cvtepi32_ps(_mm512_sub_epi32(s[j], corr));
+            let dd = _mm512_mul_ps(dv, _mm512_set1_ps(y.d8[(j0 + j) * blocks + b]));
+            acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(dd, sj));
+        }
+    }
+    let mut col = [0f32; TILE_ROWS];
+    for j in 0..NC {
+        _mm512_storeu_ps(col.as_mut_ptr(), acc[j]);
+        for r in 0..nrows {
+            out[r * ldo + j0 + j] = col[r];
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn gemm_tile_impl(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32], ldo: usize) {
+    let mut j0 = 0;
+    while j0 < y.n {
+        let nc = (y.n - j0).min(GEMM_NC);
+        match nc {
+            8 => gemm_tile_cols::<8>(w, y, j0, nrows, out, ldo),
+            7 => gemm_tile_cols::<7>(w, y, j0, nrows, out, ldo),
+            6 => gemm_tile_cols::<6>(w, y, j0, nrows, out, ldo),
+            5 => gemm_tile_cols::<5>(w, y, j0, nrows, out, ldo),
+            4 => gemm_tile_cols::<4>(w, y, j0, nrows, out, ldo),
+            3 => gemm_tile_cols::<3>(w, y, j0, nrows, out, ldo),
+            2 => gemm_tile_cols::<2>(w, y, j0, nrows, out, ldo),
+            _ => gemm_tile_cols::<1>(w, y, j0, nrows, out, ldo),
+        }
+        j0 += nc;
+    }
+}
+
+/// Matrix-multiply tile (see [`crate::gemm`]); needs VNNI.
+pub fn gemm_tile(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32], ldo: usize) {
+    assert!(nrows <= TILE_ROWS && out.len() >= (nrows.max(1) - 1) * ldo + y.n);
+    // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present; memory accesses are
+    // within the asserted bounds.
+    unsafe { gemm_tile_impl(w, y, nrows, out, ldo) }
 }

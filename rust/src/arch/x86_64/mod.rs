@@ -70,3 +70,8 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
     }
     k
 }
+
+/// The matrix-multiply microkernel for an ISA, if it has one (AVX-512 with VNNI).
+pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
+    (isa == Isa::Avx512 && avx512_vnni_available()).then_some(avx512::gemm_tile as crate::gemm::TileFn)
+}
