@@ -1,9 +1,10 @@
 //! AVX-512 kernels: decoding with F/BW/VL, dot products with VNNI (`vpdpbusd`).
 //!
 //! `vpdpbusd` multiplies unsigned by signed bytes, so table values `t` are looked up with an
-//! offset of 128 (`t + 128 ∈ [1, 255]`) and `128 · Σ y` — formed by a second `vpdpbusd` — is
-//! subtracted: the block sums are exact, the float accumulation runs in the scalar code's order,
-//! and every result equals the scalar kernel's bit for bit.
+//! offset of 128 (`t + 128 ∈ [1, 255]`) and `128 · Σ y` is subtracted again (taken from the Q8_K
+//! block sums, which the dot kernels therefore trust to match the quants — as every Q8_K row made
+//! by this crate does): the block sums are exact, the float accumulation runs in the scalar
+//! code's order, and every result equals the scalar kernel's bit for bit.
 //!
 //! Every `unsafe fn` here requires its target features at run time; the safe wrappers are only
 //! handed out by [`super::kernels`] after the CPU reported them.
@@ -32,12 +33,11 @@ static IQ4K_TABLES: [[u8; 16]; 4] = {
 };
 
 /// Lookup table for two sub-blocks in one register: lanes 0–1 hold the half chosen by bit 0 of
-/// `s0`, lanes 2–3 the one chosen by `s1`; `offset` selects the +128 tables.
+/// `s0`, lanes 2–3 the one chosen by `s1`.
 #[inline(always)]
-unsafe fn iq4k_table2(s0: u8, s1: u8, offset: bool) -> __m512i {
-    let base = 2 * offset as usize;
-    let t0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4K_TABLES[base + (s0 & 1) as usize].as_ptr().cast()));
-    let t1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4K_TABLES[base + (s1 & 1) as usize].as_ptr().cast()));
+unsafe fn iq4k_table2(s0: u8, s1: u8) -> __m512i {
+    let t0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4K_TABLES[(s0 & 1) as usize].as_ptr().cast()));
+    let t1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4K_TABLES[(s1 & 1) as usize].as_ptr().cast()));
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(t0), t1)
 }
 
@@ -49,19 +49,6 @@ unsafe fn iq4_indices2(packed: __m256i) -> __m512i {
     let x = _mm512_shuffle_i64x2::<0b01_01_00_00>(z, z);
     let v = _mm512_mask_blend_epi64(0b1100_1100, x, _mm512_srli_epi16::<4>(x));
     _mm512_and_si512(v, _mm512_set1_epi8(0x0F))
-}
-
-/// Per-lane `Σ t·y` over 4-byte groups of two sub-blocks, `t + 128` given as unsigned bytes.
-#[inline(always)]
-unsafe fn offset_dot64(t_off: __m512i, y: __m512i) -> __m512i {
-    let z = _mm512_setzero_si512();
-    _mm512_sub_epi32(_mm512_dpbusd_epi32(z, t_off, y), _mm512_dpbusd_epi32(z, _mm512_set1_epi8(-128), y))
-}
-
-/// Scale vector of two sub-blocks: `l0` in lanes 0–7, `l1` in lanes 8–15.
-#[inline(always)]
-unsafe fn scales2(l0: i32, l1: i32) -> __m512i {
-    _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(l0), _mm512_set1_epi32(l1))
 }
 
 /// Writes `d0 · v` (bytes 0..32) and `d1 · v` (bytes 32..64) for 64 signed bytes to `out[..64]`.
@@ -94,20 +81,59 @@ unsafe fn kss_decode16(words: __m256i) -> (u8, u8, __m256i) {
     (bits as u8, (bits >> 8) as u8, _mm256_xor_si256(a, _mm256_srli_epi16::<1>(a)))
 }
 
+/// Scale bytes (4, little-endian) and nibble-packed bytes of four IQ4_KSS sub-blocks (32 words).
+#[inline(always)]
+unsafe fn kss_decode32(words: __m512i) -> (u32, __m512i) {
+    let bits = _mm512_movepi16_mask(_mm512_slli_epi16::<15>(words));
+    let a = _mm512_and_si512(words, _mm512_set1_epi16(-2));
+    (bits, _mm512_xor_si512(a, _mm512_srli_epi16::<1>(a)))
+}
+
 #[inline(always)]
 fn l_of(sbyte: u8) -> i32 {
     (sbyte & 0xFE) as i32 - 127
 }
 
-/// Exact block sum of a 4-bit iq4k super-block given its 4 (scale bytes, packed bytes) pairs.
+/// Exact block sum of a 4-bit iq4k super-block from its 8 scale bytes (little-endian in
+/// `sbytes`) and its 128 nibble-packed bytes as two registers (128-bit lane `i` of `qa` = the 16
+/// bytes of sub-block `i`, of `qb` = sub-block `4 + i`).
+///
+/// Lane `i` of the low-nibble vector pairs with activations `32i..32i+16`, of the high-nibble
+/// vector with `32i+16..32i+32`: the activations are regrouped with two permutes per half. The
+/// +128 offset of the table is removed with the Q8_K block sums (`Σ_s L_s·128·Σy_s`).
 #[inline(always)]
-unsafe fn iq4_block_sum(pairs: [(u8, u8, __m256i); 4], yb: &[u8]) -> i32 {
+unsafe fn iq4_block_sum_fast(sbytes: u64, qa: __m512i, qb: __m512i, yb: &[u8]) -> i32 {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let plain = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4K_TABLES[2].as_ptr().cast()));
+    let shifted = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4K_TABLES[3].as_ptr().cast()));
+    let sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(sbytes as i64));
+    let y01 = load64(yb, q8k::QS);
+    let y23 = load64(yb, q8k::QS + 64);
+    let y45 = load64(yb, q8k::QS + 128);
+    let y67 = load64(yb, q8k::QS + 192);
+    let lo_idx = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0);
+    let hi_idx = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2);
     let mut s = _mm512_setzero_si512();
-    for (j, (s0, s1, packed)) in pairs.into_iter().enumerate() {
-        let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1, true), iq4_indices2(packed));
-        let p = offset_dot64(t, load64(yb, q8k::QS + 64 * j));
-        s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, scales2(l_of(s0), l_of(s1))));
+    for (half, q, ya, yb2) in [(0, qa, y01, y23), (1, qb, y45, y67)] {
+        // per-lane scale byte of sub-block 4·half + lane/4
+        let base = 4 * half;
+        let sel = _mm512_set_epi32(base + 3, base + 3, base + 3, base + 3, base + 2, base + 2, base + 2, base + 2, base + 1, base + 1, base + 1, base + 1, base, base, base, base);
+        let sl = _mm512_permutexvar_epi32(sel, sc);
+        let table = _mm512_mask_blend_epi32(_mm512_test_epi32_mask(sl, _mm512_set1_epi32(1)), plain, shifted);
+        let l = _mm512_sub_epi32(_mm512_and_si512(sl, _mm512_set1_epi32(0xFE)), _mm512_set1_epi32(127));
+        let tlo = _mm512_shuffle_epi8(table, _mm512_and_si512(q, m4));
+        let thi = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4));
+        let ylo = _mm512_permutex2var_epi64(ya, lo_idx, yb2);
+        let yhi = _mm512_permutex2var_epi64(ya, hi_idx, yb2);
+        let p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), tlo, ylo), thi, yhi);
+        s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, l));
     }
+    // 128 · Σ_s L_s · Σy_s from the 16 block sums (two per 32-weight sub-block)
+    let sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_cvtsi64_si128(sbytes as i64), _mm_cvtsi64_si128(sbytes as i64)));
+    let l16 = _mm256_sub_epi16(_mm256_and_si256(sc16, _mm256_set1_epi16(0xFE)), _mm256_set1_epi16(127));
+    let bs = _mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast());
+    let corr = _mm256_slli_epi32::<7>(_mm256_madd_epi16(l16, bs));
+    let s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr));
     _mm512_reduce_add_epi32(s)
 }
 
@@ -132,7 +158,10 @@ unsafe fn iq4_ks_dot_impl(src: &[u8], y: &[u8]) -> f32 {
     let d = read_f32(src, 0);
     let mut acc = 0f32;
     for (b, yb) in src[ROW_META..].chunks_exact(IQ4KS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
-        acc += (d * read_f32(yb, 0)) * iq4_block_sum(iq4_ks_pairs(b), yb) as f32;
+        let sbytes = u64::from_le_bytes(b[..8].try_into().unwrap());
+        let q = &b[8..8 + 128];
+        let (qa, qb) = (_mm512_loadu_si512(q.as_ptr().cast()), _mm512_loadu_si512(q[64..].as_ptr().cast()));
+        acc += (d * read_f32(yb, 0)) * iq4_block_sum_fast(sbytes, qa, qb, yb) as f32;
     }
     acc
 }
@@ -142,7 +171,7 @@ unsafe fn iq4_ks_dequantize_impl(src: &[u8], out: &mut [f32]) {
     let d = read_f32(src, 0);
     for (b, ob) in src[ROW_META..].chunks_exact(IQ4KS_BLOCK).zip(out.chunks_exact_mut(QK_K)) {
         for (j, (s0, s1, packed)) in iq4_ks_pairs(b).into_iter().enumerate() {
-            let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1, false), iq4_indices2(packed));
+            let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1), iq4_indices2(packed));
             store_scaled64(t, d * l_of(s0) as f32, d * l_of(s1) as f32, &mut ob[64 * j..]);
         }
     }
@@ -173,7 +202,9 @@ unsafe fn iq4_kss_dot_impl(src: &[u8], y: &[u8]) -> f32 {
     let d = read_f32(src, 0);
     let mut acc = 0f32;
     for (b, yb) in src[ROW_META..].chunks_exact(IQ4KSS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
-        acc += (d * read_f32(yb, 0)) * iq4_block_sum(iq4_kss_pairs(b), yb) as f32;
+        let (sa, qa) = kss_decode32(_mm512_loadu_si512(b[..64].as_ptr().cast()));
+        let (sb, qb) = kss_decode32(_mm512_loadu_si512(b[64..128].as_ptr().cast()));
+        acc += (d * read_f32(yb, 0)) * iq4_block_sum_fast(sa as u64 | (sb as u64) << 32, qa, qb, yb) as f32;
     }
     acc
 }
@@ -183,7 +214,7 @@ unsafe fn iq4_kss_dequantize_impl(src: &[u8], out: &mut [f32]) {
     let d = read_f32(src, 0);
     for (b, ob) in src[ROW_META..].chunks_exact(IQ4KSS_BLOCK).zip(out.chunks_exact_mut(QK_K)) {
         for (j, (s0, s1, packed)) in iq4_kss_pairs(b).into_iter().enumerate() {
-            let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1, false), iq4_indices2(packed));
+            let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1), iq4_indices2(packed));
             store_scaled64(t, d * l_of(s0) as f32, d * l_of(s1) as f32, &mut ob[64 * j..]);
         }
     }
