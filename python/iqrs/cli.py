@@ -200,7 +200,7 @@ def _short_value(v: "iqrs.gguf.MetaValue", width: int = 60) -> str:
 
     if v.type == ValueType.ARRAY:
         items = [x.plain() if isinstance(x, MetaValue) else x for x in v.value[:4]]
-        shown = ", ".join(repr(x) if isinstance(x, str) else str(list(x)) if isinstance(x, (list, np.ndarray)) else str(x) for x in items)
+        shown = ", ".join(repr(x) if isinstance(x, str) else str([y.item() if isinstance(y, np.generic) else y for y in x]) if isinstance(x, (list, np.ndarray)) else str(x) for x in items)
         s = f"[{len(v.value)} x {v.item_type.name.lower() if v.item_type is not None else '?'}] {shown}{', ...' if len(v.value) > 4 else ''}"
     elif v.type == ValueType.STRING:
         s = repr(v.value)

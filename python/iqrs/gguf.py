@@ -250,6 +250,10 @@ class MetaValue:
     value: Any
     item_type: Optional[ValueType] = None
 
+    def __post_init__(self) -> None:
+        if self.type == ValueType.FLOAT32 and isinstance(self.value, (float, int, np.floating)):  # as it will be stored
+            object.__setattr__(self, "value", float(np.float32(self.value)))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MetaValue):
             return NotImplemented
