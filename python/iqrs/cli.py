@@ -44,8 +44,9 @@ def _duration(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def _table(rows: List[List[str]], header: List[str], right: Sequence[int] = (), out: TextIO = sys.stdout) -> None:
+def _table(rows: List[List[str]], header: List[str], right: Sequence[int] = (), out: Optional[TextIO] = None) -> None:
     """Print an aligned text table; columns whose index is in ``right`` align right."""
+    out = out or sys.stdout
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
 
     def line(r: List[str]) -> str:
@@ -62,10 +63,10 @@ class ProgressBar:
     weights to process, throughput and time left. Without a terminal it prints one line per
     tensor instead, so logs stay readable."""
 
-    def __init__(self, verb: str, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, verb: str, stream: Optional[TextIO] = None) -> None:
         self.verb = verb
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.n_tensors = self.total = self.done_weights = 0
         self.t0 = self.last = 0.0
         self.label = ""
