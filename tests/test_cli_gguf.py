@@ -118,10 +118,20 @@ def imatrix_entries(values, rng):
     return {k: v.astype(np.float32) for k, v in e.items()}
 
 
+def _uses_imatrix(name):
+    x = np.random.default_rng(0).standard_normal((4, 256)).astype(np.float32)
+    w = np.random.default_rng(1).uniform(0.1, 5, 256).astype(np.float32)
+    return iqrs.quantize(x, name) != iqrs.quantize(x, name, imatrix=w)
+
+
+# the first registered (non-interleaved) type whose result depends on the importance matrix
+IMATRIX_TYPE = next(t for t in TYPES if iqrs.type_info(t).rows_per_group == 1 and _uses_imatrix(t))
+
+
 @pytest.mark.parametrize("fmt", ["dat", "gguf"])
 def test_quantize_with_imatrix(model, tmp_path, capsys, fmt):
     src, values = model
-    name = TYPES[-1] if iqrs.type_info(TYPES[-1]).rows_per_group == 1 else base_of(TYPES[-1])
+    name = IMATRIX_TYPE
     ent = imatrix_entries(values, np.random.default_rng(4))
     im = imatrix.Imatrix({k: imatrix.ImatrixEntry(v.reshape(-1) * 3, np.float32([3])) for k, v in ent.items()}, ["calib.txt"], 17, 512)
     im_path = tmp_path / f"im.{fmt}"

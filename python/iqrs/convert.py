@@ -370,6 +370,7 @@ def quantize_model(
             else:
                 w.write_tensor(p.tensor.name, _quantized_chunks(p, imatrix, progress.advance))
                 report.weights_processed += p.tensor.n_elements
+            p.tensor.release()
         progress.done()
     report.seconds = time.perf_counter() - t0
     return report

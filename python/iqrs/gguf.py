@@ -29,6 +29,7 @@ model file may contain are listed here with their sizes.
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import struct
 import tempfile
@@ -459,6 +460,12 @@ class TensorInfo:
         rs = self.type.row_size(self.shape[-1])
         return self._file._bytes(self.file_offset + start * rs, (stop - start) * rs)
 
+    def release(self) -> None:
+        """Drop the tensor's pages from this process's resident memory (see
+        :meth:`GGUFFile._release`); the data stays readable."""
+        if self.type.block_size:
+            self._file._release(self.file_offset, self.nbytes)
+
     def numpy(self) -> np.ndarray:
         """The values as an array of :attr:`shape`: a zero-copy view for F32, F16, F64 and the
         integer types; float32 decoded values for everything else :meth:`dequantize` knows."""
@@ -526,7 +533,9 @@ class GGUFFile:
         if os.path.isdir(self.path):
             raise GGUFError(f"{self.path}: is a directory, not a GGUF file")
         try:
-            self._map: Optional[np.ndarray] = np.memmap(self.path, dtype=np.uint8, mode="r")
+            with open(self.path, "rb") as f:
+                self._mmap: Optional[mmap.mmap] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._map: Optional[np.ndarray] = np.frombuffer(self._mmap, dtype=np.uint8)
         except OSError as e:
             raise GGUFError(f"{self.path}: {e.strerror or e}") from None
         cur = _Cursor(self._map, self.path)
@@ -591,6 +600,17 @@ class GGUFFile:
             raise GGUFError(f"{self.path}: the file is closed")
         return self._map[start : start + n]
 
+    def _release(self, start: int, n: int) -> None:
+        """Let the kernel drop this process's mapping of bytes ``start:start+n`` (they stay in the
+        page cache and are mapped again if touched), so reading a model tensor by tensor keeps
+        the resident set at about one tensor."""
+        if self._mmap is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        lo, hi = -(-start // page) * page, (start + n) // page * page
+        if hi > lo:
+            self._mmap.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
     # -- access ------------------------------------------------------------------------------
     @property
     def metadata(self) -> Dict[str, Any]:
@@ -627,7 +647,7 @@ class GGUFFile:
 
     def close(self) -> None:
         """Drop this object's reference to the memory map (arrays handed out keep it alive)."""
-        self._map = None
+        self._map = self._mmap = None
 
     def __enter__(self) -> "GGUFFile":
         return self
