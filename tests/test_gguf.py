@@ -239,6 +239,9 @@ def test_round_trip_is_identical(model_path, tmp_path):
         assert np.array_equal(ta.data, tb.data)
     assert (tmp_path / "copy.gguf").read_bytes() == path.read_bytes()
     assert os.listdir(tmp_path) == ["copy.gguf"]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / "copy.gguf").st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0600
 
 
 @pytest.mark.parametrize("name", TYPES)

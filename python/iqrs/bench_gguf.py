@@ -117,16 +117,23 @@ def run(args: argparse.Namespace) -> int:
     rows: List[str] = []
     for name in names:
         dst = os.path.join(tmp, f"model-{name}.gguf")
+        c0 = os.times()
         with MemorySampler() as mem:
             rep = convert.quantize_model(src, dst, name)
+        c1 = os.times()
+        cpu = (c1.user - c0.user) + (c1.system - c0.system)
         nq = sum(p.action == "quantize" for p in rep.plans)
         wps = rep.weights_processed / rep.seconds
-        ref = REFERENCE.get(name, {}).get(f"quantize_noimat_{th}")
-        vs = f"{wps / ref:5.2f}x" if ref else "  n/a"
+        ref = REFERENCE.get(name, {})
+        ref_t, ref_1 = ref.get(f"quantize_noimat_{th}"), ref.get("quantize_noimat_1")
+
+        def vs(v: float, r: "float | None") -> str:
+            return f"ref {r / 1e6:8.2f}, {v / r:5.2f}x" if r else "ref      n/a"
+
         rows.append(
-            f"{name:<10} {rep.seconds:8.2f} s {nq / rep.seconds:8.3f} tensors/s {wps / 1e6:9.2f} Mw/s "
-            f"(ref {ref / 1e6 if ref else float('nan'):6.2f} Mw/s, {vs})  "
-            f"peak RSS {mem.peak['VmRSS'] / 2**20:6.0f} MiB, anonymous {(mem.peak['RssAnon'] - base['RssAnon']) / 2**20:5.0f} MiB above baseline, "
+            f"{name:<9} {rep.seconds:7.2f} s {nq / rep.seconds:7.3f} tensors/s {wps / 1e6:8.2f} Mw/s ({vs(wps, ref_t)})  "
+            f"CPU {cpu:7.1f} s: {rep.weights_processed / cpu / 1e6:7.2f} Mw per CPU-s ({vs(rep.weights_processed / cpu, ref_1)})  "
+            f"peak RSS {mem.peak['VmRSS'] / 2**20:5.0f} MiB (anonymous +{(mem.peak['RssAnon'] - base['RssAnon']) / 2**20:.0f} MiB), "
             f"output {os.path.getsize(dst) / 2**20:.0f} MiB"
         )
         print(rows[-1], flush=True)

@@ -700,6 +700,12 @@ def _pack_value(v: MetaValue) -> bytes:
         raise GGUFError(f"value {v.value!r} does not fit GGUF type {v.type.name}") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @dataclass
 class _PlannedTensor:
     name: str
@@ -850,6 +856,7 @@ class GGUFWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
+            os.chmod(self._tmp, 0o666 & ~_umask())  # type: ignore[arg-type]  (mkstemp made it 0600)
             os.replace(self._tmp, self.path)  # type: ignore[arg-type]
         except OSError as e:
             self.abort()

@@ -16,6 +16,7 @@ stacked expert matrices, looked up by tensor name as ik_llama.cpp's quantize too
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ class Imatrix:
         if key is None:
             return None
         cols = int(shape[-1])
-        n_mat = int(shape[0]) if len(shape) == 3 else 1
+        n_mat = math.prod(int(s) for s in shape[:-2])  # stacked experts: one vector each
         v = self.entries[key].values
         if v.size != n_mat * cols:
             what = f"{n_mat} x {cols} = {n_mat * cols}" if n_mat > 1 else f"{cols}"
