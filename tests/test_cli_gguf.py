@@ -96,7 +96,7 @@ def test_quantize_every_tensor_matches_iqrs_quantize(small, tmp_path, capsys, na
         if k != "general.file_type":
             assert m.fields[k] == v, k
     assert f"{name} " in stdout and "tensors/s" in stdout and "M weights/s" in stdout
-    assert "quantizing [1/9] token_embd.weight 320 x 256 f16 -> " in err  # progress without a terminal
+    assert "quantizing [1/9] token_embd.weight 320 x 256 (0.16 MiB) f16 -> " in err  # progress without a terminal
     assert sorted(os.listdir(tmp_path)) == ["out.gguf"]
 
 
@@ -355,3 +355,28 @@ def test_entry_point_error_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert r.stderr.startswith("iqrs: error: ") and "nope.gguf: No such file or directory" in r.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_progress_bar_on_a_terminal(small, monkeypatch):
+    import io
+
+    from iqrs.cli import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "160")
+    src, _ = small
+    term = Terminal()
+    bar = ProgressBar("quantizing", stream=term)
+    m = gguf.read(src)
+    bar.start(len(m.tensors), 1000)
+    bar.tensor(2, convert.TensorPlan(m["blk.0.attn_q.weight"], gguf.ggml_type(TYPES[0]), "quantize", "default"))
+    bar.last = 0.0  # redraws are at most 10 per second
+    bar.advance(500)
+    text = term.getvalue()
+    assert text.startswith("\r[3/9] blk.0.attn_q.weight 256 x 256 (0.12 MiB) bf16 -> " + TYPES[0])
+    assert "|##########..........|  50.0%" in text and "Mw/s ETA" in text
+    bar.done()
+    assert term.getvalue().endswith("\r")

@@ -78,7 +78,8 @@ class ProgressBar:
     def tensor(self, index: int, plan: "iqrs.convert.TensorPlan") -> None:
         t = plan.tensor
         arrow = f"{t.type.name} -> {plan.target.name}" if plan.action in ("quantize", "repack") else ("" if plan.action == "stats" else f"{t.type.name} (kept)")
-        self.label = f"[{index + 1:>{len(str(self.n_tensors))}}/{self.n_tensors}] {t.name} {_shape(t.shape)} {arrow}".rstrip()
+        size = f" ({_mib(t.nbytes)} MiB)" if t.type.block_size else ""
+        self.label = f"[{index + 1:>{len(str(self.n_tensors))}}/{self.n_tensors}] {t.name} {_shape(t.shape)}{size} {arrow}".rstrip()
         if self.tty:
             self._draw(force=True)
         else:

@@ -231,13 +231,13 @@ def plan_quantization(
         key = None
         if imatrix is not None and want.iqk:
             key = imatrix.lookup(t.name)
-            if key is not None and t.name not in TOKEN_EMBEDDINGS:
-                imatrix.for_tensor(t.name, t.shape)  # raises on a length mismatch
-            elif key is not None:
+            if key is not None:
                 try:
-                    imatrix.for_tensor(t.name, t.shape)
-                except ValueError:  # the reference ignores a mismatched token_embd entry
-                    key = None
+                    imatrix.for_tensor(t.name, t.shape)  # checks the length
+                except ValueError:
+                    if t.name not in TOKEN_EMBEDDINGS:
+                        raise
+                    key = None  # the reference ignores a mismatched token_embd entry
         plans.append(TensorPlan(t, want, "quantize", reason, key))
     if imatrix is not None and imatrix.entries and not any(p.imatrix_key for p in plans):
         if any(p.action == "quantize" and p.target.iqk for p in plans):
