@@ -270,7 +270,7 @@ def test_info(model, tmp_path, capsys):
     src, _ = model
     rc, out, err = run(capsys, "info", src)
     assert rc == 0, err
-    assert "GGUF v3, 25 metadata keys, 16 tensors, alignment 32" in out
+    assert "GGUF v3, 24 metadata keys, 16 tensors, alignment 32" in out
     assert "tokenizer.ggml.tokens" in out and "[320 x string] 'tok0'" in out
     for name, shape, ty in tensor_specs():
         assert any(ln.split()[:2] == [name, ty] for ln in out.splitlines()), name

@@ -321,6 +321,15 @@ def test_writer_checks_row_groups(tmp_path, name):
     assert os.listdir(tmp_path) == []
 
 
+def test_nested_arrays_round_trip(tmp_path):
+    nested = MetaValue(ValueType.ARRAY, [MetaValue.of(["a", "b"]), MetaValue.of([1, 2, 3]), MetaValue.of([])], ValueType.ARRAY)
+    with gguf.GGUFWriter(tmp_path / "n.gguf", {"n": nested, "after": 5}):
+        pass
+    m = gguf.read(tmp_path / "n.gguf")
+    assert m.fields["n"] == nested and m.metadata["after"] == 5 and m.tensors == []
+    assert m.metadata["n"][0] == ["a", "b"] and list(m.metadata["n"][1]) == [1, 2, 3]
+
+
 def test_metavalue_inference_and_limits():
     assert MetaValue.of(True).type == ValueType.BOOL
     assert MetaValue.of(7).type == ValueType.INT32 and MetaValue.of(2**40).type == ValueType.INT64

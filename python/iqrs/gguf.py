@@ -244,7 +244,8 @@ class MetaValue:
 
     ``value`` is a Python int/float/bool/str for scalars; for arrays (``type == ARRAY``) a numpy
     array of ``item_type`` for numeric items, a list of str or bool, or a list of
-    :class:`MetaValue` for nested arrays.
+    :class:`MetaValue` for nested arrays (valid GGUF, but ggml's reader — and so ik_llama.cpp —
+    rejects them).
     """
 
     type: ValueType
