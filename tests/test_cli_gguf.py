@@ -2,7 +2,6 @@
 against ``iqrs.quantize`` of its data, the per-tensor rules, metadata, and every bad input."""
 
 import os
-import struct
 import subprocess
 import sys
 

@@ -223,6 +223,8 @@ def test_reader_sees_what_was_written(model_path):
     assert m["token_embd.weight"].numpy().dtype == np.float16
     assert m["blk.0.attn_q.weight"].numpy().dtype == np.float32  # bf16 decoded
     assert m["blk.0.ffn_up_exps.weight"].dequantize().shape == (4, 128, 256)
+    with pytest.raises(GGUFError, match=r"has 256 rows; rows 250:260 requested"):
+        m["blk.0.attn_q.weight"].rows(250, 260)
     with pytest.raises(KeyError, match="no tensor 'nope'"):
         m["nope"]
     with pytest.raises(GGUFError, match="not a type iqrs implements"):

@@ -21,7 +21,6 @@ Everything is driven by iqrs's type registry: any registered type can be asked f
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from dataclasses import dataclass, field

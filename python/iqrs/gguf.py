@@ -458,6 +458,10 @@ class TensorInfo:
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """The bytes of rows ``start:stop`` (rows counted over all leading dimensions; no copy)."""
+        self._need_known()
+        n = math.prod(self.shape[:-1])
+        if not 0 <= start <= stop <= n:
+            raise GGUFError(f"tensor {self.name!r} has {n} rows; rows {start}:{stop} requested")
         rs = self.type.row_size(self.shape[-1])
         return self._file._bytes(self.file_offset + start * rs, (stop - start) * rs)
 
