@@ -26,6 +26,7 @@ use super::common::{
     DefaultWeight, Grid,
 };
 use super::q8k;
+use super::IntBlock;
 use crate::registry::QK_K;
 use crate::tables::IQ2NL_VALUES;
 
@@ -367,6 +368,22 @@ pub fn vec_dot_q8_k(src: &[u8], y: &[u8]) -> f32 {
         acc += (d * read_f32(yb, 0)) * block_sum(b, yb) as f32;
     }
     acc
+}
+
+/// Integer form of super-block `block` of a row (for the matrix multiply).
+pub fn decode_int(src: &[u8], block: usize, out: &mut IntBlock) {
+    let off = ROW_META + BLOCK * block;
+    let b = &src[off..off + BLOCK];
+    out.d = row_scale(src);
+    for ib in 0..8 {
+        let l = scale_of(b, ib) as i16;
+        out.scales[2 * ib] = l;
+        out.scales[2 * ib + 1] = l;
+        let t = table_of(b, ib);
+        for (j, v) in out.values[32 * ib..32 * ib + 32].iter_mut().enumerate() {
+            *v = t[index(b, ib, j)];
+        }
+    }
 }
 
 #[cfg(test)]
