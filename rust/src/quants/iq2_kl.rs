@@ -29,8 +29,10 @@ pub const BLOCK: usize = 86;
 /// Bytes of the row header (f16 row scale).
 pub const ROW_META: usize = 2;
 const SCALES_L: usize = 2;
-const QS: usize = 6;
-const QH: usize = 70;
+/// Offset of `qs` in a block.
+pub const QS: usize = 6;
+/// Offset of `qh` in a block.
+pub const QH: usize = 70;
 
 /// `K_INDEX[8·l1 + l2]` for the 1-D plain iq3nl indices `(l1, l2)` of a pair: the grid point
 /// `(T[l1], T[l2])` if it is one (≥ 0), else `-(its neighbour list) - 1` (FORMATS.md §14).
@@ -108,13 +110,13 @@ static AXIS: Grid<8> = Grid::new(&IQ3NL_VALUES);
 
 /// The row scale stored in a row's header.
 #[inline(always)]
-fn row_scale(src: &[u8]) -> f32 {
+pub fn row_scale(src: &[u8]) -> f32 {
     f16::from_bits(read_u16(src, 0)).to_f32()
 }
 
 /// Integer scale `L` of sub-block `ib`.
 #[inline(always)]
-fn scale_of(b: &[u8], ib: usize) -> i32 {
+pub fn scale_of(b: &[u8], ib: usize) -> i32 {
     let lo = (b[SCALES_L + ib % 4] >> (4 * (ib / 4))) & 15;
     let hi = (read_u16(b, 0) >> (2 * ib)) & 3;
     (lo as i32 | (hi as i32) << 4) - 32

@@ -35,20 +35,21 @@ pub const BLOCK: usize = 70;
 /// Bytes of the row header (f16 row scale).
 pub const ROW_META: usize = 2;
 const SCALES: usize = 2;
-const QS: usize = 6;
+/// Offset of `qs` in a block.
+pub const QS: usize = 6;
 
 static PLAIN: Grid<4> = Grid::new(&IQ2NL_VALUES);
 static SHIFTED: Grid<4> = Grid::new(&[IQ2NL_VALUES[4], IQ2NL_VALUES[5], IQ2NL_VALUES[6], IQ2NL_VALUES[7]]);
 
 /// The row scale stored in a row's header.
 #[inline(always)]
-fn row_scale(src: &[u8]) -> f32 {
+pub fn row_scale(src: &[u8]) -> f32 {
     f16::from_bits(read_u16(src, 0)).to_f32()
 }
 
 /// Integer scale `L` of sub-block `ib`.
 #[inline(always)]
-fn scale_of(b: &[u8], ib: usize) -> i32 {
+pub fn scale_of(b: &[u8], ib: usize) -> i32 {
     let lo = (b[SCALES + ib / 2] >> (4 * (ib % 2))) & 15;
     (lo as i32 | (((read_u16(b, 0) >> (8 + ib)) & 1) as i32) << 4) - 16
 }

@@ -25,8 +25,10 @@ pub const BLOCK: usize = 102;
 /// Bytes of the row header (f16 row scale).
 pub const ROW_META: usize = 2;
 const SCALES: usize = 2;
-const QS: usize = 6;
-const QH: usize = 70;
+/// Offset of `qs` in a block.
+pub const QS: usize = 6;
+/// Offset of `qh` in a block.
+pub const QH: usize = 70;
 
 static PLAIN: Grid<8> = Grid::new(&IQ3NL_VALUES);
 static SHIFTED: Grid<8> = Grid::new(&{
@@ -41,13 +43,13 @@ static SHIFTED: Grid<8> = Grid::new(&{
 
 /// The row scale stored in a row's header.
 #[inline(always)]
-fn row_scale(src: &[u8]) -> f32 {
+pub fn row_scale(src: &[u8]) -> f32 {
     f16::from_bits(read_u16(src, 0)).to_f32()
 }
 
 /// Integer scale `L` of sub-block `ib`.
 #[inline(always)]
-fn scale_of(b: &[u8], ib: usize) -> i32 {
+pub fn scale_of(b: &[u8], ib: usize) -> i32 {
     let extra = read_u16(b, 0);
     let lo = (b[SCALES + ib % 4] >> (4 * (ib / 4))) & 15;
     (lo as i32 | (((extra >> ib) & 1) as i32) << 4) - 16

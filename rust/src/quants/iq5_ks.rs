@@ -20,8 +20,10 @@ use crate::tables::IQ5NL_VALUES;
 pub const BLOCK: usize = 168;
 /// Bytes of the row header (f32 row scale).
 pub const ROW_META: usize = 4;
-const QS: usize = 8;
-const QH: usize = 136;
+/// Offset of `qs` in a block.
+pub const QS: usize = 8;
+/// Offset of `qh` in a block.
+pub const QH: usize = 136;
 
 static PLAIN: Grid<32> = Grid::new(&IQ5NL_VALUES);
 static SHIFTED: Grid<32> = Grid::new(&{
@@ -34,10 +36,16 @@ static SHIFTED: Grid<32> = Grid::new(&{
     t
 });
 
-/// Integer scale of a sub-block from its scale byte: `(b & 0xFE) - 127`.
+/// The row scale stored in a row's header.
 #[inline(always)]
-fn scale_of(byte: u8) -> i32 {
-    (byte & 0xFE) as i32 - 127
+pub fn row_scale(src: &[u8]) -> f32 {
+    read_f32(src, 0)
+}
+
+/// Integer scale `L` of sub-block `ib` from its scale byte: `(b & 0xFE) - 127`.
+#[inline(always)]
+pub fn scale_of(b: &[u8], ib: usize) -> i32 {
+    (b[ib] & 0xFE) as i32 - 127
 }
 
 /// The 32-entry table of a sub-block: plain or shifted half by bit 0 of its scale byte.
@@ -128,10 +136,10 @@ pub fn quantize_row(x: &[f32], imatrix: Option<&[f32]>, out: &mut [u8]) {
 
 /// Decodes one IQ5_KS row.
 pub fn dequantize_row(src: &[u8], out: &mut [f32]) {
-    let d = read_f32(src, 0);
+    let d = row_scale(src);
     for (b, ob) in src[ROW_META..].chunks_exact(BLOCK).zip(out.chunks_exact_mut(QK_K)) {
         for ib in 0..8 {
-            let dl = d * scale_of(b[ib]) as f32;
+            let dl = d * scale_of(b, ib) as f32;
             let t = table_of(b[ib]);
             for (j, o) in ob[32 * ib..32 * ib + 32].iter_mut().enumerate() {
                 *o = dl * t[index(b, ib, j)] as f32;
@@ -149,14 +157,14 @@ fn block_sum(b: &[u8], yb: &[u8]) -> i32 {
         let t = table_of(b[ib]);
         let y = &q8[32 * ib..32 * ib + 32];
         let si: i32 = (0..32).map(|j| t[index(b, ib, j)] as i32 * (y[j] as i8) as i32).sum();
-        s += scale_of(b[ib]) * si;
+        s += scale_of(b, ib) * si;
     }
     s
 }
 
 /// Dot product of an IQ5_KS row with a Q8_K row (§5): `Σ_b (D·d8_b)·S_b`, in block order.
 pub fn vec_dot_q8_k(src: &[u8], y: &[u8]) -> f32 {
-    let d = read_f32(src, 0);
+    let d = row_scale(src);
     let mut acc = 0f32;
     for (b, yb) in src[ROW_META..].chunks_exact(BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
         acc += (d * read_f32(yb, 0)) * block_sum(b, yb) as f32;
@@ -168,9 +176,9 @@ pub fn vec_dot_q8_k(src: &[u8], y: &[u8]) -> f32 {
 pub fn decode_int(src: &[u8], block: usize, out: &mut IntBlock) {
     let off = ROW_META + BLOCK * block;
     let b = &src[off..off + BLOCK];
-    out.d = read_f32(src, 0);
+    out.d = row_scale(src);
     for ib in 0..8 {
-        let l = scale_of(b[ib]) as i16;
+        let l = scale_of(b, ib) as i16;
         out.scales[2 * ib] = l;
         out.scales[2 * ib + 1] = l;
         let t = table_of(b[ib]);
