@@ -7,8 +7,10 @@
 //! grid pairs), and shares the loops:
 //! * AVX2: `maddubs(|y|, sign(t, y))` (|t| ≤ 127, so the pair sums cannot saturate), times the
 //!   sub-block scale with `madd`;
-//! * AVX-512 (VNNI): `vpdpbusd` of the values offset by +128 (unsigned) with the activations, the
-//!   offset removed again with the Q8_K block sums (`128·Σ_s L_s·Σy_s`), as in `avx512`.
+//! * AVX-512 (VNNI): `vpdpbusd` of the plain-half values offset by +128 (unsigned) with the
+//!   activations; the offset, and the shift of a shifted sub-block (the shifted half of each
+//!   table is the plain one plus a constant `c`), are settled with the Q8_K block sums:
+//!   `S = Σ_s L_s·(Σ (t+128)·y - (128 - c·shift_s)·Σy_s)`.
 //!
 //! The block sums are exact and the float accumulation runs in the scalar code's order, so every
 //! result equals the scalar kernel's bit for bit. Every `unsafe fn` here requires its target
@@ -35,9 +37,14 @@ trait RowScale {
     unsafe fn scales8(b: &[u8]) -> __m256i;
     /// The 32 table values (signed) of sub-block `ib` (needs AVX2).
     unsafe fn values32(b: &[u8], ib: usize) -> __m256i;
-    /// The 64 table values + 128 (unsigned) of sub-blocks `2j` and `2j + 1` (needs AVX-512 F/BW
-    /// and VBMI).
+    /// The 64 plain-half table values + 128 (unsigned) of sub-blocks `2j` and `2j + 1`, with the
+    /// shift left out (needs AVX-512 F/BW and VBMI).
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i;
+    /// What the dot product must take off per unit of `Σy` of each sub-block: `128 - c·shift`
+    /// (the shifted half is the plain one plus `c`), as i32 lanes (needs AVX2).
+    unsafe fn offsets8(_b: &[u8]) -> __m256i {
+        _mm256_set1_epi32(128)
+    }
 }
 
 /// A table of up to 16 signed values as 16 bytes, plain or offset by +128.
@@ -94,13 +101,6 @@ unsafe fn bits512(v: __m512i, n0: usize, n1: usize, mask: i8) -> __m512i {
     _mm512_and_si512(_mm512_srlv_epi16(v, n), _mm512_set1_epi8(mask))
 }
 
-/// Bytes `b0` (low 256 bits) and `b1` (high 256 bits).
-#[inline(always)]
-unsafe fn set2(b0: u8, b1: u8) -> __m512i {
-    join(_mm256_set1_epi8(b0 as i8), _mm256_set1_epi8(b1 as i8))
-}
-
-/// `(v >> n) & mask` on i32 lanes, per-lane counts.
 #[inline(always)]
 unsafe fn lanes(v: __m256i, n: __m256i, mask: i32) -> __m256i {
     _mm256_and_si256(_mm256_srlv_epi32(v, n), _mm256_set1_epi32(mask))
@@ -158,9 +158,10 @@ unsafe fn dot_avx512<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
             let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), T::offset_values64(b, j), load64(yb, q8k::QS + 64 * j));
             s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(sel[j], lz)));
         }
-        // 128 · Σ_s L_s · Σy_s from the block sums of the activations (two per sub-block)
+        // Σ_s L_s · (128 - c·shift_s) · Σy_s from the block sums of the activations (two per
+        // sub-block): the offset, and the shift the table values left out
         let ys = _mm256_madd_epi16(load32(yb, q8k::BSUMS), _mm256_set1_epi16(1));
-        let corr = _mm256_slli_epi32::<7>(_mm256_mullo_epi32(ys, l8));
+        let corr = _mm256_mullo_epi32(_mm256_mullo_epi32(ys, l8), T::offsets8(b));
         let s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr));
         acc += (d * read_f32(yb, 0)) * _mm512_reduce_add_epi32(s) as f32;
     }
@@ -189,11 +190,11 @@ static IQ5_TABLES: [[u8; 16]; 4] = {
     t
 };
 
-/// The whole iq5nl table (both halves) offset by +128.
-static IQ5_OFFSET: [u8; 64] = {
-    let mut t = [0u8; 64];
+/// The plain iq5nl half offset by +128.
+static IQ5_OFFSET: [u8; 32] = {
+    let mut t = [0u8; 32];
     let mut i = 0;
-    while i < 64 {
+    while i < 32 {
         t[i] = (IQ5NL_VALUES[i] as i32 + 128) as u8;
         i += 1;
     }
@@ -230,16 +231,22 @@ impl RowScale for Iq5Ks {
         _mm256_blendv_epi8(_mm256_shuffle_epi8(bcast2(&t[0]), nib), _mm256_shuffle_epi8(bcast2(&t[1]), nib), high)
     }
 
-    /// Index `nibble | bit 4 | shift·32` into the whole 64-entry table, with `vpermb`.
+    /// Index `nibble | bit 4` into the 32-entry plain half, with `vpermb`.
     #[inline(always)]
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
         let q = load32(b, iq5_ks::QS + 32 * j);
         let m4 = _mm256_set1_epi8(0x0F);
         let nib = join(_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4));
         let high = _mm512_slli_epi16::<4>(bits512(twice(load32(b, iq5_ks::QH)), 2 * j, 2 * j + 1, 1));
-        let shift = set2((b[2 * j] & 1) << 5, (b[2 * j + 1] & 1) << 5);
-        let idx = _mm512_or_si512(_mm512_or_si512(nib, high), shift);
-        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(IQ5_OFFSET.as_ptr().cast()))
+        let table = _mm512_castsi256_si512(_mm256_loadu_si256(IQ5_OFFSET.as_ptr().cast()));
+        _mm512_permutexvar_epi8(_mm512_or_si512(nib, high), table)
+    }
+
+    /// Shifted half = plain + 2; the shift is bit 0 of the scale byte.
+    #[inline(always)]
+    unsafe fn offsets8(b: &[u8]) -> __m256i {
+        let sh = _mm256_and_si256(bytes8(b[..8].try_into().unwrap()), _mm256_set1_epi32(1));
+        _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_slli_epi32::<1>(sh))
     }
 }
 
@@ -294,8 +301,14 @@ impl RowScale for Iq3Ks {
         let (i0, i1) = (2 * j, 2 * j + 1);
         let lo = bits512(twice(load32(b, iq3_ks::QS + 32 * (i0 / 4))), 2 * (i0 % 4), 2 * (i1 % 4), 3);
         let hi = _mm512_slli_epi16::<2>(bits512(twice(load32(b, iq3_ks::QH)), i0, i1, 1));
-        let idx = _mm512_or_si512(_mm512_or_si512(lo, hi), set2(Self::shift8(b, i0), Self::shift8(b, i1)));
-        _mm512_shuffle_epi8(bcast4(&IQ3_TABLES[1]), idx)
+        _mm512_shuffle_epi8(bcast4(&IQ3_TABLES[1]), _mm512_or_si512(lo, hi))
+    }
+
+    /// Shifted half = plain + 4; the shift is bit `8 + ib` of `extra`.
+    #[inline(always)]
+    unsafe fn offsets8(b: &[u8]) -> __m256i {
+        let sh = lanes(_mm256_set1_epi32(b[1] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
+        _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_slli_epi32::<2>(sh))
     }
 }
 
@@ -348,8 +361,14 @@ impl RowScale for Iq2Ks {
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
         let (i0, i1) = (2 * j, 2 * j + 1);
         let q = bits512(twice(load32(b, iq2_ks::QS + 32 * (i0 / 4))), 2 * (i0 % 4), 2 * (i1 % 4), 3);
-        let idx = _mm512_or_si512(q, set2(Self::shift4(b, i0), Self::shift4(b, i1)));
-        _mm512_shuffle_epi8(bcast4(&IQ2_TABLES[1]), idx)
+        _mm512_shuffle_epi8(bcast4(&IQ2_TABLES[1]), q)
+    }
+
+    /// Shifted half = plain + 5; the shift is bit `ib` of `extra`.
+    #[inline(always)]
+    unsafe fn offsets8(b: &[u8]) -> __m256i {
+        let sh = lanes(_mm256_set1_epi32(b[0] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
+        _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_mullo_epi32(sh, _mm256_set1_epi32(5)))
     }
 }
 
