@@ -35,8 +35,8 @@ trait RowScale {
     fn scale(b: &[u8], ib: usize) -> i32;
     /// The integer scales of the 8 sub-blocks as i32 lanes (needs AVX2).
     unsafe fn scales8(b: &[u8]) -> __m256i;
-    /// The 32 table values (signed) of sub-block `ib` (needs AVX2).
-    unsafe fn values32(b: &[u8], ib: usize) -> __m256i;
+    /// The 32 table values (signed) of sub-block `2j` and of sub-block `2j + 1` (needs AVX2).
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2];
     /// The 64 plain-half table values + 128 (unsigned) of sub-blocks `2j` and `2j + 1`, with the
     /// shift left out (needs AVX-512 F/BW and VBMI).
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i;
@@ -121,8 +121,10 @@ unsafe fn dot_avx2<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
     let mut acc = 0f32;
     for (b, yb) in src[T::ROW_META..].chunks_exact(T::BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
         let mut s = _mm256_setzero_si256();
-        for ib in 0..8 {
-            s = _mm256_add_epi32(s, scaled_dot32(T::values32(b, ib), load32(yb, q8k::QS + 32 * ib), T::scale(b, ib)));
+        for j in 0..4 {
+            let [t0, t1] = T::values_pair(b, j);
+            s = _mm256_add_epi32(s, scaled_dot32(t0, load32(yb, q8k::QS + 64 * j), T::scale(b, 2 * j)));
+            s = _mm256_add_epi32(s, scaled_dot32(t1, load32(yb, q8k::QS + 64 * j + 32), T::scale(b, 2 * j + 1)));
         }
         acc += (d * read_f32(yb, 0)) * hsum_i32(s) as f32;
     }
@@ -133,8 +135,10 @@ unsafe fn dot_avx2<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
 unsafe fn dequantize_avx2<T: RowScale>(src: &[u8], out: &mut [f32]) {
     let d = T::row_scale(src);
     for (b, ob) in src[T::ROW_META..].chunks_exact(T::BLOCK).zip(out.chunks_exact_mut(QK_K)) {
-        for ib in 0..8 {
-            store_scaled32(T::values32(b, ib), d * T::scale(b, ib) as f32, &mut ob[32 * ib..]);
+        for j in 0..4 {
+            let [t0, t1] = T::values_pair(b, j);
+            store_scaled32(t0, d * T::scale(b, 2 * j) as f32, &mut ob[64 * j..]);
+            store_scaled32(t1, d * T::scale(b, 2 * j + 1) as f32, &mut ob[64 * j + 32..]);
         }
     }
 }
@@ -203,6 +207,18 @@ static IQ5_OFFSET: [u8; 32] = {
 
 struct Iq5Ks;
 
+impl Iq5Ks {
+    /// The 32 table values (signed) of sub-block `ib`.
+    #[inline(always)]
+    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
+        let nib = bits256(load32(b, iq5_ks::QS + 32 * (ib / 2)), 4 * (ib % 2), 0x0F);
+        let bit = _mm256_set1_epi8((1u8 << ib) as i8);
+        let high = _mm256_cmpeq_epi8(_mm256_and_si256(load32(b, iq5_ks::QH), bit), bit);
+        let t = &IQ5_TABLES[2 * (b[ib] & 1) as usize..];
+        _mm256_blendv_epi8(_mm256_shuffle_epi8(bcast2(&t[0]), nib), _mm256_shuffle_epi8(bcast2(&t[1]), nib), high)
+    }
+}
+
 impl RowScale for Iq5Ks {
     const ROW_META: usize = iq5_ks::ROW_META;
     const BLOCK: usize = iq5_ks::BLOCK;
@@ -223,12 +239,8 @@ impl RowScale for Iq5Ks {
     }
 
     #[inline(always)]
-    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
-        let nib = bits256(load32(b, iq5_ks::QS + 32 * (ib / 2)), 4 * (ib % 2), 0x0F);
-        let bit = _mm256_set1_epi8((1u8 << ib) as i8);
-        let high = _mm256_cmpeq_epi8(_mm256_and_si256(load32(b, iq5_ks::QH), bit), bit);
-        let t = &IQ5_TABLES[2 * (b[ib] & 1) as usize..];
-        _mm256_blendv_epi8(_mm256_shuffle_epi8(bcast2(&t[0]), nib), _mm256_shuffle_epi8(bcast2(&t[1]), nib), high)
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2] {
+        [Self::values32(b, 2 * j), Self::values32(b, 2 * j + 1)]
     }
 
     /// Index `nibble | bit 4` into the 32-entry plain half, with `vpermb`.
@@ -263,6 +275,15 @@ impl Iq3Ks {
     fn shift8(b: &[u8], ib: usize) -> u8 {
         ((b[1] >> ib) & 1) << 3
     }
+
+    /// The 32 table values (signed) of sub-block `ib`.
+    #[inline(always)]
+    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
+        let lo = bits256(load32(b, iq3_ks::QS + 32 * (ib / 4)), 2 * (ib % 4), 3);
+        let hi = _mm256_slli_epi16::<2>(bits256(load32(b, iq3_ks::QH), ib, 1));
+        let idx = _mm256_or_si256(_mm256_or_si256(lo, hi), _mm256_set1_epi8(Self::shift8(b, ib) as i8));
+        _mm256_shuffle_epi8(bcast2(&IQ3_TABLES[0]), idx)
+    }
 }
 
 impl RowScale for Iq3Ks {
@@ -289,11 +310,8 @@ impl RowScale for Iq3Ks {
     }
 
     #[inline(always)]
-    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
-        let lo = bits256(load32(b, iq3_ks::QS + 32 * (ib / 4)), 2 * (ib % 4), 3);
-        let hi = _mm256_slli_epi16::<2>(bits256(load32(b, iq3_ks::QH), ib, 1));
-        let idx = _mm256_or_si256(_mm256_or_si256(lo, hi), _mm256_set1_epi8(Self::shift8(b, ib) as i8));
-        _mm256_shuffle_epi8(bcast2(&IQ3_TABLES[0]), idx)
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2] {
+        [Self::values32(b, 2 * j), Self::values32(b, 2 * j + 1)]
     }
 
     #[inline(always)]
@@ -325,6 +343,14 @@ impl Iq2Ks {
     fn shift4(b: &[u8], ib: usize) -> u8 {
         ((b[0] >> ib) & 1) << 2
     }
+
+    /// The 32 table values (signed) of sub-block `ib`.
+    #[inline(always)]
+    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
+        let q = bits256(load32(b, iq2_ks::QS + 32 * (ib / 4)), 2 * (ib % 4), 3);
+        let idx = _mm256_or_si256(q, _mm256_set1_epi8(Self::shift4(b, ib) as i8));
+        _mm256_shuffle_epi8(bcast2(&IQ2_TABLES[0]), idx)
+    }
 }
 
 impl RowScale for Iq2Ks {
@@ -351,10 +377,8 @@ impl RowScale for Iq2Ks {
     }
 
     #[inline(always)]
-    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
-        let q = bits256(load32(b, iq2_ks::QS + 32 * (ib / 4)), 2 * (ib % 4), 3);
-        let idx = _mm256_or_si256(q, _mm256_set1_epi8(Self::shift4(b, ib) as i8));
-        _mm256_shuffle_epi8(bcast2(&IQ2_TABLES[0]), idx)
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2] {
+        [Self::values32(b, 2 * j), Self::values32(b, 2 * j + 1)]
     }
 
     #[inline(always)]
@@ -375,26 +399,32 @@ impl RowScale for Iq2Ks {
 // ---------------------------------------------------------------------------------------------
 // IQ2_KL: 32 grid pairs = 64 bytes (first coordinate at byte 2g, second at 2g + 1)
 
-/// The grid as bytes (pair `g` at `2g`, `2g + 1`): `[plain, +128]`.
-static IQ2KL_BYTES: [[u8; 64]; 2] = {
-    let mut t = [[0u8; 64]; 2];
+/// The grid as bytes offset by +128: pair `g` at `2g`, `2g + 1`.
+static IQ2KL_OFFSET: [u8; 64] = {
+    let mut t = [0u8; 64];
     let mut g = 0;
     while g < 32 {
         let (v0, v1) = iq2_kl::grid_point(g);
-        t[0][2 * g] = v0 as u8;
-        t[0][2 * g + 1] = v1 as u8;
-        t[1][2 * g] = (v0 as i32 + 128) as u8;
-        t[1][2 * g + 1] = (v1 as i32 + 128) as u8;
+        t[2 * g] = (v0 as i32 + 128) as u8;
+        t[2 * g + 1] = (v1 as i32 + 128) as u8;
         g += 1;
     }
     t
 };
 
-/// Quarter `k` (grid points `8k..8k + 8`) of the plain grid bytes, for 16-byte shuffles.
-#[inline(always)]
-unsafe fn iq2kl_quarter(k: usize) -> __m256i {
-    _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ2KL_BYTES[0][16 * k..16 * k + 16].as_ptr().cast()))
-}
+/// The first (`[0]`, `[1]`: points 0..16, 16..32) and second (`[2]`, `[3]`) coordinates of the
+/// grid points, for 16-byte shuffles.
+static IQ2KL_COORDS: [[u8; 16]; 4] = {
+    let mut t = [[0u8; 16]; 4];
+    let mut g = 0;
+    while g < 32 {
+        let (v0, v1) = iq2_kl::grid_point(g);
+        t[g / 16][g % 16] = v0 as u8;
+        t[2 + g / 16][g % 16] = v1 as u8;
+        g += 1;
+    }
+    t
+};
 
 /// Byte `m` = `m / 2`, to repeat each of 32 bytes twice.
 static DUP_IDX: [u8; 64] = {
@@ -443,19 +473,18 @@ impl RowScale for Iq2Kl {
         _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(32))
     }
 
-    /// Each pair's index twice, then byte `2·(g mod 8) + parity` looked up in the four quarters
-    /// of the grid and the quarter chosen by bits 3 and 4 of `g`: four shuffles, three blends.
+    /// Two sub-blocks at once: each coordinate looked up for 32 pairs (two 16-entry shuffles and
+    /// a blend on bit 4), then the two coordinates interleaved.
     #[inline(always)]
-    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
-        let g = Self::points(b, ib);
-        let dup = _mm256_set_m128i(_mm_unpackhi_epi8(g, g), _mm_unpacklo_epi8(g, g));
-        let parity = _mm256_set1_epi16(0x0100);
-        let k = _mm256_or_si256(_mm256_slli_epi16::<1>(_mm256_and_si256(dup, _mm256_set1_epi8(7))), parity);
-        let (q0, q1) = (_mm256_shuffle_epi8(iq2kl_quarter(0), k), _mm256_shuffle_epi8(iq2kl_quarter(1), k));
-        let (q2, q3) = (_mm256_shuffle_epi8(iq2kl_quarter(2), k), _mm256_shuffle_epi8(iq2kl_quarter(3), k));
-        // bit 3 of g to bit 7 of its byte, and bit 4 (blendv looks at bit 7)
-        let (b3, b4) = (_mm256_slli_epi16::<4>(dup), _mm256_slli_epi16::<3>(dup));
-        _mm256_blendv_epi8(_mm256_blendv_epi8(q0, q1, b3), _mm256_blendv_epi8(q2, q3, b3), b4)
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2] {
+        let g = _mm256_set_m128i(Self::points(b, 2 * j + 1), Self::points(b, 2 * j));
+        let high = _mm256_slli_epi16::<3>(g); // bit 4 of g to bit 7
+        let (x0, x1) = (bcast2(&IQ2KL_COORDS[0]), bcast2(&IQ2KL_COORDS[1]));
+        let (y0, y1) = (bcast2(&IQ2KL_COORDS[2]), bcast2(&IQ2KL_COORDS[3]));
+        let x = _mm256_blendv_epi8(_mm256_shuffle_epi8(x0, g), _mm256_shuffle_epi8(x1, g), high);
+        let y = _mm256_blendv_epi8(_mm256_shuffle_epi8(y0, g), _mm256_shuffle_epi8(y1, g), high);
+        let (lo, hi) = (_mm256_unpacklo_epi8(x, y), _mm256_unpackhi_epi8(x, y));
+        [_mm256_permute2x128_si256::<0x20>(lo, hi), _mm256_permute2x128_si256::<0x31>(lo, hi)]
     }
 
     /// Byte `2g + parity` of the 64-byte grid, with `vpermb` (needs VBMI).
@@ -464,7 +493,7 @@ impl RowScale for Iq2Kl {
         let g = _mm256_set_m128i(Self::points(b, 2 * j + 1), Self::points(b, 2 * j));
         let dup = _mm512_permutexvar_epi8(_mm512_loadu_si512(DUP_IDX.as_ptr().cast()), _mm512_castsi256_si512(g));
         let idx = _mm512_or_si512(_mm512_add_epi8(dup, dup), _mm512_set1_epi16(0x0100));
-        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(IQ2KL_BYTES[1].as_ptr().cast()))
+        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(IQ2KL_OFFSET.as_ptr().cast()))
     }
 }
 
