@@ -310,7 +310,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, imatrix: Option<&[f32]>, out
     let mut deq = vec![0f32; x.len()];
     let mut best_err = f64::INFINITY;
     let mut searched = None;
-    for (search, refine, fudge) in RECIPES {
+    for (i, (search, refine, fudge)) in RECIPES.into_iter().enumerate() {
         if searched != Some(search) {
             pass1.fill(0);
             sub_block_scales(x, qw, search, &mut scales, &mut sumw, &mut pass1);
@@ -319,7 +319,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, imatrix: Option<&[f32]>, out
         trial.copy_from_slice(&pass1);
         finish_row(x, qw, &scales, &sumw, &mut levels, refine, fudge, &mut trial);
         let e = row_error(x, imatrix, &trial, &mut deq);
-        if e < best_err {
+        if i == 0 || e < best_err {
             best_err = e;
             out.copy_from_slice(&trial);
         }
@@ -413,7 +413,7 @@ mod tests {
                 let mut ours = vec![0u8; QType::IQ2KS.row_size(cols)];
                 quantize_row(xr, imatrix, &mut ours);
                 let e_ours = row_error(xr, imatrix, &ours, &mut deq);
-                for (search, refine, fudge) in RECIPES {
+                for (i, (search, refine, fudge)) in RECIPES.into_iter().enumerate() {
                     let n = cols / 32;
                     let (mut scales, mut sumw, mut levels) = (vec![0f32; n], vec![0f32; n], vec![0i8; n]);
                     let mut q = vec![0u8; ours.len()];
