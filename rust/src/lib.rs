@@ -6,7 +6,9 @@
 //! * [`registry`] — the types, their ids and sizes (the single source of truth);
 //! * [`quants`] — scalar reference code, one module per format family;
 //! * [`arch`] — SIMD kernels chosen once at run time, each tested against the scalar code;
-//! * [`ops`] — whole-tensor operations (quantize, dequantize, mat-vec, mat-mat) over threads.
+//! * [`ops`] — whole-tensor operations (quantize, dequantize, mat-vec, mat-mat) over threads;
+//! * [`cuda`] — the same on NVIDIA GPUs (the `cuda` feature; without it, the API answers
+//!   [`IqError::CudaNotCompiled`]).
 //!
 //! ```
 //! use iqrs::{ops, QType};
@@ -18,6 +20,11 @@
 //! ```
 
 pub mod arch;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_dummy.rs"]
+pub mod cuda;
 pub mod error;
 pub mod ops;
 pub mod quants;
