@@ -33,6 +33,7 @@ __all__ = [
     "QTensor",
     "TypeInfo",
     "available_isas",
+    "cuda",
     "get_isa",
     "get_num_threads",
     "linear",

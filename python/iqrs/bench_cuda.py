@@ -17,8 +17,6 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-import numpy as np
-
 import iqrs
 
 from ._anchors import GPU_H100_COPY_GBPS, GPU_H100_US
@@ -76,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         for n in ns:
             xb = torch.randn(n, cols, device="cuda", dtype=torch.bfloat16)
             cublas[n] = cuda_median_us(torch, [lambda: torch.nn.functional.linear(xb, wb)], iters, 3)
-        del wb
+        wb = xb = None  # free them before the quantized runs
         print(f"\nW {rows}x{cols}; cuBLAS bf16: " + ", ".join(f"N={n} {cublas[n]:.1f} µs" for n in ns))
         print(f"{'type':<8} {'N':>5} {'path':<9} {'µs':>9} {'rate':>14} {'ref µs':>9} {'vs ref':>7} {'/cuBLAS':>8}")
         for name in names:

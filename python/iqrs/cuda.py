@@ -20,12 +20,12 @@ tensors import PyTorch when called.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
 from . import _iqrs
-from ._qtensor import QTensor, TypeInfo, type_info
+from ._qtensor import QTensor, TypeInfo
 
 __all__ = ["CudaQTensor", "build_info", "device_count", "device_info", "is_available", "linear"]
 

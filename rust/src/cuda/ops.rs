@@ -85,6 +85,7 @@ impl QMatrix {
         if self.rows > i32::MAX as usize / 2 || self.cols > i32::MAX as usize / 2 {
             return Err(IqError::Invalid(format!("matrix of {}x{} is too large for the GPU kernels", self.rows, self.cols)));
         }
+        check_aligned("weights", self.ptr, 4)?;
         let dev = device(self.device)?;
         dev.bind()?;
         dev.check_range("weights", self.ptr, self.rows * self.row_bytes())?;
@@ -105,6 +106,14 @@ pub enum Method {
 
 /// Most bytes of dequantized weights held at once by the GEMM path (larger matrices go in slabs).
 pub const GEMM_SLAB_BYTES: usize = 512 << 20;
+
+/// The kernels read weights in 4-byte words and write dequantized units in 16-byte vectors.
+fn check_aligned(what: &str, ptr: u64, align: u64) -> Result<()> {
+    if ptr % align != 0 {
+        return Err(IqError::Invalid(format!("{what}: address 0x{ptr:x} is not {align}-byte aligned (a sliced tensor? use a fresh one)")));
+    }
+    Ok(())
+}
 
 fn stream_of(stream: u64) -> CUstream {
     stream as usize as CUstream
@@ -127,6 +136,7 @@ macro_rules! args {
 /// `w.ptr` and `out` must stay allocated, and `out` unused by other work, until the work queued
 /// on `stream` (a CUstream of the device's primary context, 0 for the legacy default) completes.
 pub unsafe fn dequantize(w: &QMatrix, out: u64, dtype: Dtype, stream: u64) -> Result<()> {
+    check_aligned("output", out, 16)?;
     let dev = w.open()?;
     dev.check_range("output", out, w.rows * w.cols * dtype.size())?;
     dequantize_rows(&dev, w, 0, w.rows, out, dtype, stream_of(stream))
