@@ -6,7 +6,9 @@ columns (quantized to Q8_1, or converted to bf16, inside the timed call); median
 each timed with CUDA events, after warm-up. W is gaussian data with 0.5% outliers quantized by
 iqrs (512 rows, repeated). "cold": each call reads the next of several copies of W that together
 exceed 4x the L2 cache, so no call finds W in L2 (the 14336x4096 matrices fit in an H100's L2).
-cuBLAS bf16 is ``torch.nn.functional.linear`` on bf16 W and x of the same shape.
+cuBLAS bf16 is ``torch.nn.functional.linear`` on bf16 W and x of the same shape. For N <= 8 the
+"graph" column replays the same calls from a CUDA graph: GPU time without the host's launch
+overhead (Python, PyTorch and driver calls, ~20-40 µs a call), which bounds small mat-vecs.
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ def cuda_median_us(torch: Any, calls: List[Callable[[], object]], iters: int, wa
         ends[i].record()
     torch.cuda.synchronize()
     return 1000.0 * statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends))
+
+
+def graph_median_us(torch: Any, calls: List[Callable[[], object]], iters: int) -> Optional[float]:
+    """Median µs per call when `calls` (one after the other) are replayed from a CUDA graph."""
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for f in calls:
+                f()
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, capture_error_mode="relaxed"):
+            for f in calls:
+                f()
+        return cuda_median_us(torch, [g.replay], iters, 2) / len(calls)
+    except RuntimeError as e:  # capture unsupported here: report it, keep benchmarking
+        print(f"  (graph capture failed: {e})")
+        return None
 
 
 def make_weights(torch: Any, name: str, rows: int, cols: int, copies: int) -> List[Any]:
@@ -96,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
                     rate = f"{nbytes / t / 1e3:9.0f} GB/s" if n <= 8 else f"{2 * rows * cols * n / t / 1e6:7.1f} TFLOP/s"
                     r = ref.get(n)
                     vs = f"{r / t:6.2f}x" if r and method == "auto" else "      "
-                    print(f"{name:<8} {n:>5} {method:<9} {t:9.1f} {rate:>14} {r if r else float('nan'):9.1f} {vs} {t / cublas[n]:7.2f}x")
-                    results.append({"type": name, "rows": rows, "cols": cols, "n": n, "method": method, "us": t, "ref_us": r, "cublas_bf16_us": cublas[n]})
+                    tg = graph_median_us(torch, calls, iters) if n <= 8 and method == "auto" else None
+                    graph = f"   graph {tg:7.1f} µs {nbytes / tg / 1e3:5.0f} GB/s" + (f" {r / tg:5.2f}x" if r else "") if tg else ""
+                    print(f"{name:<8} {n:>5} {method:<9} {t:9.1f} {rate:>14} {r if r else float('nan'):9.1f} {vs} {t / cublas[n]:7.2f}x{graph}")
+                    results.append({"type": name, "rows": rows, "cols": cols, "n": n, "method": method, "us": t, "graph_us": tg, "ref_us": r, "cublas_bf16_us": cublas[n]})
             del ws
             torch.cuda.empty_cache()
     print(f"\n(rate: N <= 8 GB/s of quantized W read, the card copies ~{GPU_H100_COPY_GBPS:.0f} GB/s; else TFLOP/s. "

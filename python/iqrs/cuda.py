@@ -99,7 +99,10 @@ def _dtype_name(dtype: Any, what: str) -> str:
 
 
 def _stream(device_index: int) -> int:
-    return int(_torch().cuda.current_stream(device_index).cuda_stream)
+    """PyTorch's current stream on a device, as a CUstream address."""
+    torch = _torch()
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # skips making a Stream object
+    return int(raw(device_index)) if raw is not None else int(torch.cuda.current_stream(device_index).cuda_stream)
 
 
 def _check_out(out: Any, shape: Tuple[int, ...], dtype: Any, device: Any) -> None:

@@ -193,15 +193,17 @@ impl Device {
     /// Checks that `[ptr, ptr + bytes)` lies inside one allocation on this device: turns the
     /// most likely misuses of raw pointers (a CPU pointer, another GPU, a short buffer) into errors.
     pub(crate) fn check_range(&self, what: &'static str, ptr: u64, bytes: usize) -> Result<()> {
-        let attr = |a: sys::CUpointer_attribute, out: *mut c_void| {
-            // SAFETY: every attribute asked for below is written as the type `out` points to.
-            unsafe { sys::cuPointerGetAttribute(out, a, ptr) }.result()
-        };
         let (mut ordinal, mut start, mut size) = (-1i32, 0u64, 0usize);
-        let ok = attr(sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, &mut ordinal as *mut i32 as *mut c_void)
-            .and_then(|_| attr(sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, &mut start as *mut u64 as *mut c_void))
-            .and_then(|_| attr(sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_RANGE_SIZE, &mut size as *mut usize as *mut c_void));
-        if ok.is_err() {
+        let mut attrs = [
+            sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+            sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_RANGE_START_ADDR,
+            sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_RANGE_SIZE,
+        ];
+        let mut data = [&mut ordinal as *mut i32 as *mut c_void, &mut start as *mut u64 as *mut c_void, &mut size as *mut usize as *mut c_void];
+        // SAFETY: each attribute is written as the type its data pointer points to. For an
+        // address the driver does not know, the call succeeds and leaves size 0 / ordinal < 0.
+        unsafe { sys::cuPointerGetAttributes(3, attrs.as_mut_ptr(), data.as_mut_ptr(), ptr) }.result().map_err(driver_err("cuPointerGetAttributes"))?;
+        if size == 0 || ordinal < 0 {
             return Err(IqError::Invalid(format!("{what}: 0x{ptr:x} is not CUDA device memory")));
         }
         if ordinal as usize != self.ordinal {

@@ -19,8 +19,17 @@ pub const ACTIVATIONS: &str = "activations";
 
 /// Most activation vectors one mat-vec launch takes (`iqrs_mmv_<type>_{1..MMV_MAX_COLS}`).
 pub const MMV_MAX_COLS: usize = 8;
-/// Rows per block of the mat-vec kernels (`MMV_ROWS` in kernels.cuh): one warp each.
-pub const MMV_ROWS: u32 = 4;
+/// Warps per block of the mat-vec kernels (`MMV_WARPS` in kernels.cuh).
+pub const MMV_WARPS: u32 = 4;
+
+/// Rows each mat-vec warp handles for `ncols` vectors (`mmv_rows_per_warp` in kernels.cuh).
+pub fn mmv_rows_per_warp(ncols: usize) -> usize {
+    match ncols {
+        1 => 1,
+        2 | 3 => 2,
+        _ => 4,
+    }
+}
 /// Threads per block of the dequantize kernels (`DEQUANT_THREADS` in kernels.cuh).
 pub const DEQUANT_THREADS: u32 = 256;
 

@@ -190,13 +190,13 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
     let (xd, total) = (x_dtype as i32, (n * cols) as u64);
     dev.launch(quantize, grid_1d(n * cols, 256)?, (256, 1, 1), stream, &mut args![x, xd, total, yq, yd])?;
     let (row_bytes, rows, units_i) = (w.row_bytes() as u64, w.rows as i32, units as i32);
-    let grid = (w.rows.div_ceil(kernels::MMV_ROWS as usize) as u32, 1, 1);
     let mut c0 = 0;
     while c0 < n {
         let nc = (n - c0).min(kernels::MMV_MAX_COLS);
         let f = dev.function(kernels::module_of(w.qtype), &kernels::mmv_name(w.qtype, nc))?;
+        let grid = (w.rows.div_ceil(kernels::MMV_WARPS as usize * kernels::mmv_rows_per_warp(nc)) as u32, 1, 1);
         let (q, d, o) = (yq + (c0 * cols) as u64, yd + (c0 * units * 4) as u64, out + (c0 * w.rows * x_dtype.size()) as u64);
-        dev.launch(f, grid, (32, kernels::MMV_ROWS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, q, d, o, xd])?;
+        dev.launch(f, grid, (32, kernels::MMV_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, q, d, o, xd])?;
         c0 += nc;
     }
     Ok(())
