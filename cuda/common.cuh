@@ -62,6 +62,12 @@ __device__ __forceinline__ void lookup16(uint32_t q, const uint32_t (&t)[4], int
     hi = int(prmt(v0, v1, 0x7531));
 }
 
+/// `float(v)` for |v| < 2^22 without the conversion unit: adding v to the bits of 1.5·2^23
+/// lands exactly on 1.5·2^23 + v (one unit per last place at that exponent).
+__device__ __forceinline__ float small_int_to_float(int v) {
+    return __int_as_float(0x4B400000 + v) - 12582912.0f;
+}
+
 /// Value `i` (0..31, a compile-time constant after unrolling) of a unit as f32.
 __device__ __forceinline__ float unit_value(const Unit& x, int i) {
     return x.d[i / 16] * float(int8_t(x.q[i / 4] >> (8 * (i % 4))));

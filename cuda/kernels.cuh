@@ -115,10 +115,11 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
                 const int4 a = ya[c], b = yb[c];
                 const int s0 = __dp4a(x.q[3], a.w, __dp4a(x.q[2], a.z, __dp4a(x.q[1], a.y, __dp4a(x.q[0], a.x, 0))));
                 const int s1 = __dp4a(x.q[7], b.w, __dp4a(x.q[6], b.z, __dp4a(x.q[5], b.y, __dp4a(x.q[4], b.x, 0))));
+                // |s| <= 32 * 127 * 128 < 2^22
                 if constexpr (T::SPLIT_SCALE) {
-                    acc[r][c] += dy[c] * (x.d[0] * float(s0) + x.d[1] * float(s1));
+                    acc[r][c] += dy[c] * (x.d[0] * small_int_to_float(s0) + x.d[1] * small_int_to_float(s1));
                 } else {
-                    acc[r][c] += dy[c] * x.d[0] * float(s0 + s1);
+                    acc[r][c] += dy[c] * x.d[0] * small_int_to_float(s0 + s1);
                 }
             }
         }

@@ -29,7 +29,7 @@ __device__ __forceinline__ Unit iq4ks_unit(float row_scale, uint32_t sbyte, cons
     Unit x;
 #pragma unroll
     for (int k = 0; k < 4; ++k) lookup16(qs[k], t, x.q[k], x.q[k + 4]);
-    x.d[0] = x.d[1] = row_scale * float(int(sbyte & 0xFE) - 127);
+    x.d[0] = x.d[1] = row_scale * small_int_to_float(int(sbyte & 0xFE) - 127);
     return x;
 }
 
@@ -56,15 +56,15 @@ struct IQ4KSS {
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES + 16 * (u & 7);
         uint32_t qs[4];
-        uint32_t sbyte = 0;
+        uint32_t bits = 0;  // scale-byte bit 2k at bit 2k, bit 2k+1 at bit 2k+16
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
             const uint32_t w = ld_u32(b + 4 * k);  // words 2k (low half) and 2k + 1
-            sbyte |= (w & 1) << (2 * k) | ((w >> 16) & 1) << (2 * k + 1);
+            bits |= (w & 0x00010001u) << (2 * k);
             const uint32_t a = w & 0xFFFEFFFEu;
             qs[k] = a ^ (a >> 1);  // bit 16 of a is clear, so the halves do not mix
         }
-        return iq4ks_unit(ld_f32(row), sbyte, qs);
+        return iq4ks_unit(ld_f32(row), (bits | bits >> 15) & 0xFF, qs);
     }
 };
 

@@ -15,7 +15,7 @@ python3 -m pip install -q --no-deps --force-reinstall "$1" 2>&1 | tail -3
 python3 -c "import iqrs, torch; print(iqrs.__version__, iqrs.cuda.build_info(), iqrs.cuda.device_info(), 'torch', torch.__version__)" 2>&1 | tee "$out/info.txt"
 python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$out/pytest.txt" | tail -40
 tests=${PIPESTATUS[0]}
-python3 -m iqrs.bench_cuda --paths --json "$out/bench.json" 2>&1 | tee "$out/bench.txt"
+python3 -m iqrs.bench_cuda --paths --n ${BENCH_N:-1,8,512,4096} --json "$out/bench.json" 2>&1 | tee "$out/bench.txt"
 bench=${PIPESTATUS[0]}
 if [ "${SANITIZE:-0}" = 1 ]; then
     timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_cuda.py \

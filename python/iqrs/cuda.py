@@ -7,7 +7,7 @@
     >>> y = iqrs.linear(x, cq)                               # x: (..., cols) float32/16 or bfloat16
     >>> cq.dequantize(torch.bfloat16)                        # (rows, cols) on the GPU
 
-``iqrs.linear`` computes ``x · Wᵀ`` (as ``torch.nn.functional.linear``): for up to 8 activation
+``iqrs.linear`` computes ``x · Wᵀ`` (as ``torch.nn.functional.linear``): for up to 16 activation
 vectors with mat-vec kernels on the quantized bytes (activations quantized to Q8_1 — blocks of 32
 with an f32 scale — on the GPU, exact integer dot products per block); for more, by decoding W to
 bfloat16 and a cuBLAS GEMM with float32 accumulation. All work is queued on PyTorch's current
@@ -90,12 +90,17 @@ def _device_index(device: Any) -> int:
     return index
 
 
+_DTYPE_NAMES: Dict[Any, str] = {}
+
+
 def _dtype_name(dtype: Any, what: str) -> str:
-    torch = _torch()
-    names = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-    if dtype not in names:
+    if not _DTYPE_NAMES:
+        torch = _torch()
+        _DTYPE_NAMES.update({torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"})
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
         raise TypeError(f"{what} must be torch.float32, torch.float16 or torch.bfloat16, got {dtype}")
-    return names[dtype]
+    return name
 
 
 def _stream(device_index: int) -> int:
@@ -252,7 +257,7 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         weight: the :class:`CudaQTensor` ``W`` of shape ``(rows, cols)``.
         bias: optional tensor of ``rows`` values, added in x's dtype.
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
-        method: ``"auto"`` (mat-vec for up to 8 vectors, else bf16 GEMM), or force ``"mmv"``,
+        method: ``"auto"`` (mat-vec for up to 16 vectors, else bf16 GEMM), or force ``"mmv"``,
             ``"gemm_bf16"`` or ``"gemm_f16"`` (for benchmarks and tests).
 
     Returns:
@@ -265,23 +270,28 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
-    rows, cols = weight.shape
-    if x.device != weight.device:
-        raise ValueError(f"x is on {x.device} but the weights are on {weight.device}")
+    rows, cols = weight._shape
+    data = weight._data
+    device = data.device
+    if x.device != device:
+        raise ValueError(f"x is on {x.device} but the weights are on {device}")
     name = _dtype_name(x.dtype, "x")
-    if x.dim() == 0 or x.shape[-1] != cols:
-        raise ValueError(f"x must have shape (..., {cols}), got {tuple(x.shape)}")
+    shape = x.shape
+    if len(shape) == 0 or shape[-1] != cols:
+        raise ValueError(f"x must have shape (..., {cols}), got {tuple(shape)}")
     if bias is not None and (not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (rows,)):
         raise ValueError(f"bias must be a tensor of shape ({rows},)")
-    lead = tuple(x.shape[:-1])
-    x2 = x.detach().reshape(-1, cols).contiguous()
+    lead = tuple(shape[:-1])
+    x2 = x if len(shape) == 2 else x.reshape(-1, cols)
+    if not x2.is_contiguous():
+        x2 = x2.contiguous()
     n = x2.shape[0]
     if out is None:
-        out = torch.empty(lead + (rows,), dtype=x.dtype, device=x.device)
+        out = torch.empty(lead + (rows,), dtype=x.dtype, device=device)
     else:
-        _check_out(out, lead + (rows,), x.dtype, x.device)
-    index = weight.device.index
-    _iqrs.cuda_linear(weight.type, rows, cols, weight.data.data_ptr(), index, x2.data_ptr(), name, n, out.data_ptr(), _stream(index), method)
+        _check_out(out, lead + (rows,), x.dtype, device)
+    index = device.index
+    _iqrs.cuda_linear(weight._info.name, rows, cols, data.data_ptr(), index, x2.data_ptr(), name, n, out.data_ptr(), _stream(index), method)
     if bias is not None:
         out.add_(bias.to(device=out.device, dtype=out.dtype))
     return out

@@ -96,13 +96,18 @@ impl QMatrix {
 /// How [`linear`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// Mat-vec kernels for up to [`kernels::MMV_MAX_COLS`] activation vectors, else bf16 GEMM.
+    /// Mat-vec kernels for up to [`MATVEC_MAX_AUTO`] activation vectors, else bf16 GEMM.
     Auto,
     /// Activations quantized to Q8_1, integer dot products (dp4a), 8 vectors per launch.
     MatVec,
     /// W dequantized to this type (bf16 or f16) in slabs, x converted to it, cuBLAS GEMM with f32 accumulation.
     Gemm(Dtype),
 }
+
+/// Most activation vectors [`Method::Auto`] gives the mat-vec kernels (in launches of up to 8).
+/// Measured on an H100 (14336x4096 and 28672x8192, iq4_ks/iq4_kss/q8_k): at 16 vectors two
+/// mat-vec launches take 0.6-0.7x the time of dequantize + cuBLAS, at 32 four take 1.2-1.3x.
+pub const MATVEC_MAX_AUTO: usize = 16;
 
 /// Most bytes of dequantized weights held at once by the GEMM path (larger matrices go in slabs).
 pub const GEMM_SLAB_BYTES: usize = 512 << 20;
@@ -164,7 +169,7 @@ pub unsafe fn linear(w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, st
     dev.check_range("output", out, n * w.rows * x_dtype.size())?;
     let stream = stream_of(stream);
     match method {
-        Method::Auto if n <= kernels::MMV_MAX_COLS => matvec(&dev, w, x, x_dtype, n, out, stream),
+        Method::Auto if n <= MATVEC_MAX_AUTO => matvec(&dev, w, x, x_dtype, n, out, stream),
         Method::MatVec => matvec(&dev, w, x, x_dtype, n, out, stream),
         Method::Auto => gemm(&dev, w, x, x_dtype, n, out, Dtype::BF16, stream),
         Method::Gemm(Dtype::F32) => Err(IqError::Invalid("the GEMM path computes in bfloat16 or float16, not float32".into())),
@@ -220,14 +225,14 @@ unsafe fn gemm(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out:
     // cuBLAS writes f32 or the GEMM type; f16 output from bf16 operands (or the reverse) goes through f32.
     let (c_type, c_tmp) = if x_dtype == Dtype::F32 || x_dtype == g { (x_dtype, None) } else { (Dtype::F32, Some(dev.scratch(n * rows * 4, stream)?)) };
     let c = c_tmp.as_ref().map_or(out, |s| s.ptr());
-    // Weights in slabs of whole row groups.
-    let group = w.qtype.info().rows_per_group;
-    let slab = (GEMM_SLAB_BYTES / (cols * g.size())).max(group) / group * group;
-    let slab = slab.min(rows);
+    // Weights in slabs of at most GEMM_SLAB_BYTES, whole row groups and multiples of 16 rows
+    // (cuBLAS slows down several-fold on output columns that are not 16-byte aligned). Decoding
+    // the next slab on a second stream while cuBLAS multiplies this one was measured: no gain.
+    let max_rows = (GEMM_SLAB_BYTES / (cols * g.size()) / 16 * 16).max(16);
+    let slab = max_rows.min(rows);
     let wbuf = dev.scratch(slab * cols * g.size(), stream)?;
     let (alpha, beta) = (1.0f32, 0.0f32);
-    let mut r0 = 0;
-    while r0 < rows {
+    for r0 in (0..rows).step_by(slab) {
         let r = slab.min(rows - r0);
         dequantize_rows(dev, w, r0, r, wbuf.ptr(), g, stream)?;
         dev.with_cublas(stream, |h| {
@@ -255,7 +260,6 @@ unsafe fn gemm(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out:
             )
             .map_err(cublas_err("cublasGemmEx"))
         })?;
-        r0 += r;
     }
     if let Some(tmp) = &c_tmp {
         convert(dev, tmp.ptr(), Dtype::F32, out, x_dtype, n * rows, stream)?;
