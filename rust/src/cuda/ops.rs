@@ -164,6 +164,9 @@ pub unsafe fn linear(w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, st
     if n == 0 {
         return Ok(());
     }
+    if n > i32::MAX as usize {
+        return Err(IqError::Invalid(format!("{n} activation vectors exceed the GPU kernels' 32-bit sizes")));
+    }
     let dev = w.open()?;
     dev.check_range("activations", x, n * w.cols * x_dtype.size())?;
     dev.check_range("output", out, n * w.rows * x_dtype.size())?;
@@ -210,9 +213,6 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, g: Dtype, stream: CUstream) -> Result<()> {
     let (rows, cols) = (w.rows, w.cols);
-    if n > i32::MAX as usize {
-        return Err(IqError::Invalid(format!("{n} activation vectors exceed cuBLAS's 32-bit sizes")));
-    }
     // Activations in the GEMM type.
     let x_conv = if x_dtype != g { Some(dev.scratch(n * cols * g.size(), stream)?) } else { None };
     let xg = match &x_conv {
