@@ -11,6 +11,7 @@ pub fn module_of(t: QType) -> &'static str {
     match t {
         QType::Q8K => "q8k",
         QType::IQ4KS | QType::IQ4KSS => "ks",
+        QType::IQ5KS | QType::IQ3KS | QType::IQ2KS | QType::IQ2KL => "rowscale",
     }
 }
 

@@ -413,7 +413,7 @@ mod tests {
                 let mut ours = vec![0u8; QType::IQ2KS.row_size(cols)];
                 quantize_row(xr, imatrix, &mut ours);
                 let e_ours = row_error(xr, imatrix, &ours, &mut deq);
-                for (i, (search, refine, fudge)) in RECIPES.into_iter().enumerate() {
+                for (search, refine, fudge) in RECIPES {
                     let n = cols / 32;
                     let (mut scales, mut sumw, mut levels) = (vec![0f32; n], vec![0f32; n], vec![0i8; n]);
                     let mut q = vec![0u8; ours.len()];
