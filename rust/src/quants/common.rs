@@ -147,6 +147,60 @@ pub fn signed_max(xb: &[f32]) -> (f32, f32) {
     (amax, max)
 }
 
+/// Integer levels in `[-nmax, nmax - 1]` for the values `x` under a common scale, weighted by
+/// `w` (the reference's `make_qx_quants`, FORMATS.md §9.1; IQ2_K and IQ2_KS quantize their
+/// sub-block scales with it). Tries `iscale = -(nmax + 0.1·is)/max` for `is = 0, -9..=9`, keeps
+/// the best least-squares fit (the first unconditionally, later ones by the strict test of
+/// [`Best`]), writes `l + nmax` per value to `levels` and returns the fitted scale (0 if `x` is
+/// all zero).
+#[inline(always)]
+pub fn make_qx_quants(nmax: i32, x: &[f32], w: &[f32], levels: &mut [u8]) -> f32 {
+    let (amax, max) = signed_max(x);
+    if amax == 0.0 {
+        levels.fill(0);
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    let (slx, sl2) = qx_sums(nmax, iscale, x, w);
+    qx_levels(nmax, iscale, x, levels);
+    let mut best = Best { d: if sl2 != 0.0 { slx / sl2 } else { 0.0 }, score: 0.0 };
+    best.score = best.d * slx;
+    for is in (-9..=9).filter(|&is| is != 0) {
+        let iscale = -fmadd(0.1, is as f32, nmax as f32) / max;
+        let (slx, sl2) = qx_sums(nmax, iscale, x, w);
+        if best.offer(slx, sl2) {
+            qx_levels(nmax, iscale, x, levels);
+        }
+    }
+    best.d
+}
+
+/// The level of `v` under `iscale` in `make_qx_quants`.
+#[inline(always)]
+fn qx_level(nmax: i32, iscale: f32, v: f32) -> i32 {
+    nearest_int(iscale * v).clamp(-nmax, nmax - 1)
+}
+
+/// `(Σ w·x·l, Σ w·l²)` of the levels under `iscale`.
+#[inline(always)]
+fn qx_sums(nmax: i32, iscale: f32, x: &[f32], w: &[f32]) -> (f32, f32) {
+    let (mut slx, mut sl2) = (0f32, 0f32);
+    for (&v, &wv) in x.iter().zip(w) {
+        let l = qx_level(nmax, iscale, v) as f32;
+        slx = fmadd(wv * v, l, slx);
+        sl2 = fmadd(wv * l, l, sl2);
+    }
+    (slx, sl2)
+}
+
+/// Stores `l + nmax` of every value under `iscale`.
+#[inline(always)]
+fn qx_levels(nmax: i32, iscale: f32, x: &[f32], levels: &mut [u8]) {
+    for (o, &v) in levels.iter_mut().zip(x) {
+        *o = (qx_level(nmax, iscale, v) + nmax) as u8;
+    }
+}
+
 /// Least-squares scale bookkeeping: a candidate with sums `Σwxq`, `Σwq²` beats the current
 /// best iff `(Σwxq)² > best·Σwq²` (strict: earlier candidates win ties).
 #[derive(Clone, Copy, Debug)]
