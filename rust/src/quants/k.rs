@@ -471,20 +471,20 @@ struct Search {
 /// `-id·x` (the two sign choices of a candidate).
 #[inline(always)]
 fn candidate_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &Sub, w: &Sub) -> (f32, f32, f32, f32) {
-    let mut al = [0f32; 16];
+    // Lanes 0..16: id·x, lanes 16..32: -id·x.
+    let mut al = [0f32; 32];
     for j in 0..16 {
         al[j] = id * xb[j];
+        al[j + 16] = -al[j];
     }
-    let (mut ip, mut im) = ([0u8; 16], [0u8; 16]);
-    g.best_indices_pm(&al, &mut ip, &mut im);
+    let mut q = [0f32; 32];
+    g.best_values(&al, &mut q);
     let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
     for j in 0..16 {
-        let q = g.values[ip[j] as usize % N];
-        qxp = fmadd(w[j] * q, xb[j], qxp);
-        q2p = fmadd(w[j] * q, q, q2p);
-        let q = g.values[im[j] as usize % N];
-        qxm = fmadd(w[j] * q, xb[j], qxm);
-        q2m = fmadd(w[j] * q, q, q2m);
+        qxp = fmadd(w[j] * q[j], xb[j], qxp);
+        q2p = fmadd(w[j] * q[j], q[j], q2p);
+        qxm = fmadd(w[j] * q[j + 16], xb[j], qxm);
+        q2m = fmadd(w[j] * q[j + 16], q[j + 16], q2m);
     }
     (qxp, q2p, qxm, q2m)
 }
@@ -720,38 +720,55 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
     }
     let p = &IQ2_PLAIN.values;
     let s = &IQ2_SHIFTED.values;
-    // The four value orders, in the order the reference compares them.
-    let cands: [([f32; 4], bool); 4] = [([p[0], p[1], p[2], p[3]], false), ([s[0], s[1], s[2], s[3]], true), ([p[3], p[2], p[1], p[0]], false), ([s[3], s[2], s[1], s[0]], true)];
+    // The four value orders c, in the order the reference compares them.
+    let vals: [[f32; 4]; 4] = [[p[0], p[1], p[2], p[3]], [s[0], s[1], s[2], s[3]], [p[3], p[2], p[1], p[0]], [s[3], s[2], s[1], s[0]]];
+    const SHIFTED: [bool; 4] = [false, true, false, true];
+    // Candidates are laid out k = 4·i3 + c — the comparison order for fixed (i1, i2) — so the
+    // sums of 8 values of i3 are one run of 32 lanes. Per lane: the prefix sums up to i3, the
+    // run sums over [i3, 16), and the order's values.
+    let (mut sxk, mut swk, mut dx, mut dwv) = ([0f32; 64], [0f32; 64], [0f32; 64], [0f32; 64]);
+    let (mut v0, mut v1, mut v2, mut v3) = ([0f32; 64], [0f32; 64], [0f32; 64], [0f32; 64]);
+    for k in 0..64 {
+        let (i3, c) = (k / 4, k % 4);
+        sxk[k] = sx[i3];
+        swk[k] = sw[i3];
+        dx[k] = sx[16] - sx[i3];
+        dwv[k] = (sw[16] - sw[i3]) * vals[c][3];
+        v0[k] = vals[c][0];
+        v1[k] = vals[c][1];
+        v2[k] = vals[c][2];
+        v3[k] = vals[c][3];
+    }
     let mut best = Best { d: 0.0, score: 0.0 };
     let mut is_shifted = false;
     for i1 in 0..16 {
-        let (ax, aw) = (sx[i1], sw[i1]);
         for i2 in i1..16 {
+            // Σwxq = fma(D, v3, fma(C, v2, fma(A, v0, B·v1))), Σwq² likewise with w·v·v.
             let (bx, bw) = (sx[i2] - sx[i1], sw[i2] - sw[i1]);
-            // Lanes i3 = 0..16; those below i2 are not candidates.
-            let mut qx = [[0f32; 16]; 4];
-            let mut q2 = [[0f32; 16]; 4];
-            for (c, (v, _)) in cands.iter().enumerate() {
-                let hx = fmadd(ax, v[0], bx * v[1]);
-                let hw = fmadd(aw * v[0], v[0], bw * v[1] * v[1]);
-                for i3 in 0..16 {
-                    let (cx, cw) = (sx[i3] - sx[i2], sw[i3] - sw[i2]);
-                    let (dx, dw) = (sx[16] - sx[i3], sw[16] - sw[i3]);
-                    qx[c][i3] = fmadd(dx, v[3], fmadd(cx, v[2], hx));
-                    q2[c][i3] = fmadd(dw * v[3], v[3], fmadd(cw * v[2], v[2], hw));
-                }
+            let mut hx = [0f32; 32];
+            let mut hw = [0f32; 32];
+            for k in 0..32 {
+                hx[k] = fmadd(sx[i1], v0[k], bx * v1[k]);
+                hw[k] = fmadd(sw[i1] * v0[k], v0[k], bw * v1[k] * v1[k]);
             }
-            let mut any = false;
-            for c in 0..4 {
-                for i3 in 0..16 {
-                    any |= (i3 >= i2) & (q2[c][i3] > 0.0) & (qx[c][i3] * qx[c][i3] > best.score * q2[c][i3]);
+            // Lanes i3 = 8·half + k/4; those below i2 are no candidates.
+            for half in i2 / 8..2 {
+                let o = 32 * half;
+                let first = 4 * i2.saturating_sub(8 * half);
+                let mut qx = [0f32; 32];
+                let mut q2 = [0f32; 32];
+                let score = best.score;
+                let mut hits = false;
+                for k in 0..32 {
+                    let (cx, cw) = (sxk[o + k] - sx[i2], swk[o + k] - sw[i2]);
+                    qx[k] = fmadd(dx[o + k], v3[o + k], fmadd(cx, v2[o + k], hx[k]));
+                    q2[k] = fmadd(dwv[o + k], v3[o + k], fmadd(cw * v2[o + k], v2[o + k], hw[k]));
+                    hits |= (k as u32 >= first as u32) & (q2[k] > 0.0) & (qx[k] * qx[k] > score * q2[k]);
                 }
-            }
-            if any {
-                for i3 in i2..16 {
-                    for (c, &(_, sh)) in cands.iter().enumerate() {
-                        if best.offer(qx[c][i3], q2[c][i3]) {
-                            is_shifted = sh;
+                if hits {
+                    for k in first..32 {
+                        if best.offer(qx[k], q2[k]) {
+                            is_shifted = SHIFTED[k % 4];
                         }
                     }
                 }
