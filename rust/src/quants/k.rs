@@ -755,17 +755,18 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
             for half in i2 / 8..2 {
                 let o = 32 * half;
                 let first = 4 * i2.saturating_sub(8 * half);
+                let valid = &LANES_FROM[first / 4];
                 let mut qx = [0f32; 32];
                 let mut q2 = [0f32; 32];
                 let score = best.score;
-                let mut hits = false;
+                let mut hits = [0u32; 32];
                 for k in 0..32 {
                     let (cx, cw) = (sxk[o + k] - sx[i2], swk[o + k] - sw[i2]);
                     qx[k] = fmadd(dx[o + k], v3[o + k], fmadd(cx, v2[o + k], hx[k]));
                     q2[k] = fmadd(dwv[o + k], v3[o + k], fmadd(cw * v2[o + k], v2[o + k], hw[k]));
-                    hits |= (k as u32 >= first as u32) & (q2[k] > 0.0) & (qx[k] * qx[k] > score * q2[k]);
+                    hits[k] = ((valid[k] * q2[k] > 0.0) & (qx[k] * qx[k] > score * q2[k])) as u32;
                 }
-                if hits {
+                if hits.iter().fold(0, |a, &h| a | h) != 0 {
                     for k in first..32 {
                         if best.offer(qx[k], q2[k]) {
                             is_shifted = SHIFTED[k % 4];
@@ -777,6 +778,22 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
     }
     (best.d, is_shifted)
 }
+
+/// `LANES_FROM[i][k]` = 1 for lanes `k >= 4i` of a 32-lane run, else 0 (a multiplier that makes
+/// `Σwq² > 0` false in the lanes before `i3 = i2`).
+const LANES_FROM: [[f32; 32]; 8] = {
+    let mut t = [[0f32; 32]; 8];
+    let mut i = 0;
+    while i < 8 {
+        let mut k = 4 * i;
+        while k < 32 {
+            t[i][k] = 1.0;
+            k += 1;
+        }
+        i += 1;
+    }
+    t
+};
 
 /// One IQ2_K super-block: threshold search per sub-block, `d` from `make_qx_quants` over the 16
 /// scales (weighted by `Σw`), 4-bit `L = f - 8`, final scale ×1.03.
