@@ -26,6 +26,16 @@ pub enum QType {
     IQ5K,
     /// IQ6_K: 6.625 bpw, 6-bit grid, 8-bit scale + shift per 16 weights.
     IQ6K,
+    /// IQ2_K_R4: IQ2_K with 4 rows interleaved.
+    IQ2KR4,
+    /// IQ3_K_R4: IQ3_K with 4 rows interleaved.
+    IQ3KR4,
+    /// IQ4_K_R4: IQ4_K with 4 rows interleaved.
+    IQ4KR4,
+    /// IQ5_K_R4: IQ5_K with 4 rows interleaved.
+    IQ5KR4,
+    /// IQ4_KS_R4: IQ4_KS with 4 rows interleaved (the 4 row scales at the head of each group).
+    IQ4KSR4,
 }
 
 /// Static facts about a type.
@@ -47,7 +57,21 @@ pub struct TypeInfo {
 
 impl QType {
     /// Every registered type, in the order `iqrs.types()` lists them.
-    pub const ALL: &'static [QType] = &[QType::Q8K, QType::IQ2K, QType::IQ3K, QType::IQ4K, QType::IQ5K, QType::IQ6K, QType::IQ4KS, QType::IQ4KSS];
+    pub const ALL: &'static [QType] = &[
+        QType::Q8K,
+        QType::IQ2K,
+        QType::IQ3K,
+        QType::IQ4K,
+        QType::IQ5K,
+        QType::IQ6K,
+        QType::IQ4KS,
+        QType::IQ4KSS,
+        QType::IQ2KR4,
+        QType::IQ3KR4,
+        QType::IQ4KR4,
+        QType::IQ5KR4,
+        QType::IQ4KSR4,
+    ];
 
     /// The static facts of this type.
     pub const fn info(self) -> &'static TypeInfo {
@@ -60,6 +84,11 @@ impl QType {
             QType::IQ4K => &TypeInfo { name: "iq4_k", ggml_id: 139, block_size: QK_K, block_bytes: 144, row_meta_bytes: 0, rows_per_group: 1 },
             QType::IQ5K => &TypeInfo { name: "iq5_k", ggml_id: 140, block_size: QK_K, block_bytes: 176, row_meta_bytes: 0, rows_per_group: 1 },
             QType::IQ6K => &TypeInfo { name: "iq6_k", ggml_id: 141, block_size: QK_K, block_bytes: 212, row_meta_bytes: 0, rows_per_group: 1 },
+            QType::IQ2KR4 => &TypeInfo { name: "iq2_k_r4", ggml_id: 337, block_size: QK_K, block_bytes: 76, row_meta_bytes: 0, rows_per_group: 4 },
+            QType::IQ3KR4 => &TypeInfo { name: "iq3_k_r4", ggml_id: 338, block_size: QK_K, block_bytes: 110, row_meta_bytes: 0, rows_per_group: 4 },
+            QType::IQ4KR4 => &TypeInfo { name: "iq4_k_r4", ggml_id: 339, block_size: QK_K, block_bytes: 144, row_meta_bytes: 0, rows_per_group: 4 },
+            QType::IQ5KR4 => &TypeInfo { name: "iq5_k_r4", ggml_id: 340, block_size: QK_K, block_bytes: 176, row_meta_bytes: 0, rows_per_group: 4 },
+            QType::IQ4KSR4 => &TypeInfo { name: "iq4_ks_r4", ggml_id: 344, block_size: QK_K, block_bytes: 136, row_meta_bytes: 4, rows_per_group: 4 },
         }
     }
 

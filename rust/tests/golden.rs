@@ -164,3 +164,23 @@ fn dot_matches_the_exact_definition_on_every_isa() {
         }
     }
 }
+
+/// The reference's `_r4` bytes are the interleave of its base type's bytes (all golden cases
+/// share one input), and deinterleaving gives the base bytes back.
+#[test]
+fn r4_bytes_are_the_interleaved_base_bytes() {
+    let mut checked = 0;
+    for c in cases() {
+        let Some(spec) = iqrs::quants::r4::spec_of(c.qtype) else { continue };
+        let name = c.dir.file_name().unwrap().to_string_lossy().to_string();
+        let variant = name.split("__").nth(1).unwrap();
+        let base_dir = golden_dir().join(format!("{}__{variant}", spec.base.name()));
+        assert_eq!(f32s(&c.dir.join("input.f32.bin")), f32s(&base_dir.join("input.f32.bin")), "{name}: inputs differ");
+        let base = std::fs::read(base_dir.join("quant.bin")).unwrap();
+        let r4 = std::fs::read(c.dir.join("quant.bin")).unwrap();
+        assert_eq!(ops::repack(spec.base, spec.r4, &base, c.rows, c.cols).unwrap(), r4, "{name}");
+        assert_eq!(ops::repack(spec.r4, spec.base, &r4, c.rows, c.cols).unwrap(), base, "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 10, "expected the golden cases of 5 _r4 types, checked {checked}");
+}

@@ -27,7 +27,7 @@
 
 use half::f16;
 
-use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, read_u16, sanitize_imatrix, signed_max, Best, Grid};
+use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
 use super::q8k;
 use crate::registry::QK_K;
 use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES, IQ6NL_VALUES};
@@ -438,13 +438,6 @@ fn superblock_weights(xbl: &[f32], qw: Option<&[f32]>, s2: f32, def: NoImatrix, 
     }
 }
 
-/// `k·Σx²/256` of a super-block, summed in order without contraction (the reference's IQ5_K and
-/// IQ6_K quantizers; IQ4_K's contracts, see `common::sigma2`).
-#[inline(always)]
-fn sigma2_plain(xbl: &[f32], k: f32) -> f32 {
-    xbl.iter().fold(0f32, |s, &x| s + x * x) * (k / 256.0)
-}
-
 /// Sub-block `ib` of a super-block-sized array.
 #[inline(always)]
 fn sub(a: &[f32], ib: usize) -> &Sub {
@@ -600,7 +593,7 @@ macro_rules! quantize_row_body {
 #[inline(always)]
 fn iq4k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
     let grids = [&IQ4_PLAIN, &IQ4_SHIFTED];
-    let s2 = sigma2_plain(xbl, 2.0);
+    let s2 = sigma2(xbl, 2.0);
     let mut w = [0f32; QK_K];
     superblock_weights(xbl, qw, s2, NoImatrix::Square, &mut w);
     let mut scales = [0f32; 16];
@@ -626,7 +619,7 @@ fn iq4k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
 /// signed byte).
 #[inline(always)]
 fn iq56k_block<const N: usize>(grids: [&Grid<N>; 2], div: f32, range: (i32, i32), bias: i32, xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
-    let s2 = sigma2_plain(xbl, 2.0);
+    let s2 = sigma2(xbl, 2.0);
     let mut w = [0f32; QK_K];
     superblock_weights(xbl, qw, s2, NoImatrix::QuarterSigma, &mut w);
     let mut scales = [0f32; 16];
@@ -669,7 +662,7 @@ fn iq6k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
 #[inline(always)]
 fn iq3k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
     let grids = [&IQ3_PLAIN, &IQ3_SHIFTED];
-    let s2 = sigma2_plain(xbl, 1.5);
+    let s2 = sigma2(xbl, 1.5);
     let mut w = [0f32; QK_K];
     superblock_weights(xbl, qw, s2, NoImatrix::QuarterSigma, &mut w);
     let mut scales = [0f32; 16];
@@ -800,7 +793,7 @@ const LANES_FROM: [[f32; 32]; 8] = {
 #[inline(always)]
 fn iq2k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
     let grids = [&IQ2_PLAIN, &IQ2_SHIFTED];
-    let s2 = sigma2_plain(xbl, 1.5);
+    let s2 = sigma2(xbl, 1.5);
     let mut w = [0f32; QK_K];
     superblock_weights(xbl, qw, s2, NoImatrix::QuarterSigma, &mut w);
     let (mut scales, mut sw) = ([0f32; 16], [0f32; 16]);

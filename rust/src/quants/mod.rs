@@ -9,6 +9,7 @@ pub mod common;
 pub mod k;
 pub mod ks;
 pub mod q8k;
+pub mod r4;
 
 use crate::registry::QType;
 
@@ -52,6 +53,7 @@ pub fn scalar_kernels(t: QType) -> Kernels {
         QType::IQ4K => row_kernels!(k::quantize_row_iq4_k, k::dequantize_row_iq4_k, k::vec_dot_iq4_k_q8_k),
         QType::IQ5K => row_kernels!(k::quantize_row_iq5_k, k::dequantize_row_iq5_k, k::vec_dot_iq5_k_q8_k),
         QType::IQ6K => row_kernels!(k::quantize_row_iq6_k, k::dequantize_row_iq6_k, k::vec_dot_iq6_k_q8_k),
+        QType::IQ2KR4 | QType::IQ3KR4 | QType::IQ4KR4 | QType::IQ5KR4 | QType::IQ4KSR4 => r4::kernels(t).expect("every _R4 type has an entry in r4_types!"),
     }
 }
 
