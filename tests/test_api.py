@@ -43,6 +43,9 @@ def test_qtensor_attributes(name):
     d = q.dequantize()
     assert d.shape == (8, 512) and d.dtype == np.float32
     np.testing.assert_array_equal(np.asarray(q), d)
+    buf = np.full((8, 512), np.nan, np.float32)
+    assert q.dequantize(out=buf) is buf
+    np.testing.assert_array_equal(buf, d)
 
 
 @pytest.mark.parametrize("name", TYPES)
@@ -116,6 +119,51 @@ def test_threads_setting():
         iqrs.set_num_threads(0)
     with pytest.raises(TypeError):
         iqrs.set_num_threads("2")
+
+
+def _pool_threads():
+    import os
+    names = []
+    for t in os.listdir("/proc/self/task"):
+        try:
+            names.append(open(f"/proc/self/task/{t}/comm").read().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return sum(n.startswith("iqrs-") for n in names)
+
+
+def test_concurrent_calls_from_python_threads_share_one_pool():
+    # several Python threads at once: the same results as one at a time, on the one pool
+    import os
+    import threading
+
+    iqrs.set_num_threads(2)
+    xs = [rand(96, 1024, seed=s) for s in range(6)]
+    ys = [rand(1024, 5, seed=10 + s) for s in range(6)]
+    want = [(iqrs.quantize(x, "iq4_kss").to_bytes(), iqrs.quantize(x, "iq4_kss") @ y) for x, y in zip(xs, ys)]
+    got = [None] * 6
+
+    def work(i):
+        for _ in range(3):
+            q = iqrs.quantize(xs[i], "iq4_kss")
+            got[i] = (q.to_bytes(), q @ ys[i])
+
+    linux = os.path.isdir("/proc/self/task")
+    baseline = _pool_threads() if linux else 0
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    most = 0
+    while any(t.is_alive() for t in threads):
+        if linux:
+            most = max(most, _pool_threads())
+    for t in threads:
+        t.join()
+    for (wb, wm), (gb, gm) in zip(want, got):
+        assert wb == gb
+        np.testing.assert_array_equal(wm, gm)
+    if linux:  # no thread per caller: the pool's workers are all there are
+        assert 1 <= baseline <= 2 + 2 and most <= baseline
 
 
 def test_isa_selection():

@@ -111,11 +111,31 @@ def test_matmul_mismatched_dimensions():
         q @ x
 
 
+def test_dequantize_out_is_checked():
+    q = iqrs.quantize(np.ones((4, 512), np.float32), "iq4_ks")
+    with pytest.raises(TypeError, match="float32"):
+        q.dequantize(out=np.zeros((4, 512), np.float64))
+    with pytest.raises(TypeError, match="out must be"):
+        q.dequantize(out=[0.0] * 2048)
+    with pytest.raises(ValueError, match="shape"):
+        q.dequantize(out=np.zeros((4, 256), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        q.dequantize(out=np.zeros((512, 4), np.float32).T)
+    ro = np.zeros((4, 512), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        q.dequantize(out=ro)
+
+
 def test_native_layer_checks_sizes_too():
     from iqrs import _iqrs
 
     with pytest.raises(ValueError, match="buffer size"):
         _iqrs.dequantize(np.zeros(10, np.uint8), "iq4_ks", 4, 512)
+    with pytest.raises(ValueError, match="buffer size"):
+        _iqrs.dequantize_into(np.zeros(10, np.uint8), "iq4_ks", 4, 512, np.zeros(2048, np.float32))
+    with pytest.raises(ValueError, match="out has 10 elements"):
+        _iqrs.dequantize_into(np.zeros(10, np.uint8), "iq4_ks", 4, 512, np.zeros(10, np.float32))
     with pytest.raises(ValueError, match="buffer size"):
         _iqrs.matmul(np.zeros(10, np.uint8), "iq4_ks", 4, 512, np.ones((1, 512), np.float32))
 

@@ -13,12 +13,15 @@ Quantize a matrix, inspect and decode it, multiply with it::
 
 Every format is bit-compatible with ik_llama.cpp: ``q.to_bytes()`` is exactly what a GGUF file
 stores for the tensor, and bytes written by ik_llama.cpp decode to exactly its floats.
+:mod:`iqrs.gguf` reads and writes whole GGUF models, :mod:`iqrs.imatrix` importance matrices;
+the ``iqrs`` command quantizes models (``iqrs quantize --help``).
 """
 
 from __future__ import annotations
 
 from . import _iqrs
 from ._qtensor import QTensor, TypeInfo, quantize, type_info, types
+from . import gguf, imatrix  # noqa: E402  (GGUF files and importance matrices; need the above)
 
 __version__: str = _iqrs.__version__
 
@@ -27,6 +30,8 @@ __all__ = [
     "TypeInfo",
     "available_isas",
     "get_isa",
+    "gguf",
+    "imatrix",
     "get_num_threads",
     "quantize",
     "set_isa",

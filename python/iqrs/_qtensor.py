@@ -200,11 +200,25 @@ class QTensor:
         return self._data.tobytes()
 
     # -- compute ---------------------------------------------------------------------------
-    def dequantize(self) -> np.ndarray:
+    def dequantize(self, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Decode to a float32 array of :attr:`shape` (bit-identical to ik_llama.cpp's decode;
-        IQ6_K decodes with its value table, see the docs)."""
+        IQ6_K decodes with its value table, see the docs).
+
+        ``out``: an optional C-contiguous, writeable float32 array of :attr:`shape` to decode
+        into (no allocation: the fastest way to decode the same shape repeatedly); it is returned.
+        """
         rows, cols = self._shape
-        return _iqrs.dequantize(self._data, self._info.name, rows, cols)
+        if out is None:
+            return _iqrs.dequantize(self._data, self._info.name, rows, cols)
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32:
+            raise TypeError(f"out must be a float32 numpy array, got {type(out).__name__}"
+                            + (f" of dtype {out.dtype}" if isinstance(out, np.ndarray) else ""))
+        if out.shape != self._shape:
+            raise ValueError(f"out has shape {out.shape}, expected {self._shape}")
+        if not (out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError("out must be C-contiguous and writeable")
+        _iqrs.dequantize_into(self._data, self._info.name, rows, cols, out)
+        return out
 
     def repack(self, type: str) -> "QTensor":
         """The same tensor in another layout: a base type's ``_r4`` form (``"iq4_k"`` →

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--types", help="comma-separated types (default: all registered)")
     p.add_argument("--threads", default="1,2", help="thread counts to measure (default: 1,2)")
     p.add_argument("--runs", type=int, default=5, help="runs per measurement; the median is reported (default 5)")
-    p.add_argument("--only", default="quantize,dequantize,matvec", help="which measurements (default: all three)")
+    p.add_argument("--only", default="quantize,dequantize,matvec,matmat", help="which measurements (default: all four)")
     p.add_argument("--quick", action="store_true", help="1024x4096 quantize matrix and fewer mat-vec copies (a smoke run)")
 
 
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 if q is None:
                     q = _iqrs.quantize(x, name, im)
                 if "dequantize" in only:
-                    t = median_time(lambda: _iqrs.dequantize(q, name, qrows, 4096), max(args.runs, 7))
+                    out = np.empty((qrows, 4096), np.float32)  # decoded into one buffer, as the reference does
+                    t = median_time(lambda: _iqrs.dequantize_into(q, name, qrows, 4096, out), max(args.runs, 7))
                     v = qrows * 4096 * 4 / t / 1e9
                     r = ref.get(f"dequantize_{th}")
                     print(f"  dequantize    {th}T: {v:9.2f} GB/s  ref {r or float('nan'):8.2f}   {ratio(v, r)}")
@@ -94,9 +95,23 @@ def run(args: argparse.Namespace) -> int:
                     bw = READ_BANDWIDTH_GBPS.get(th)
                     print(f"  mat-vec cold  {th}T: {v:9.2f} GB/s  ref {r or float('nan'):8.2f}   {ratio(v, r)}   "
                           f"({100 * v / bw:.0f}% of the reference's measured {bw} GB/s read bandwidth)" if bw else "")
+                if "matmat" in only:
+                    v = matmat(q, name, qrows, 64 if args.quick else 512, 3)
+                    r = ref.get(f"matmat_{th}")
+                    print(f"  mat-mat x{64 if args.quick else 512:<4} {th}T: {v:9.1f} GFLOP/s ref {r or float('nan'):8.1f}   {ratio(v, r)}")
     finally:
         iqrs.set_num_threads(saved)
     return 0
+
+
+def matmat(q: np.ndarray, name: str, qrows: int, cols: int, runs: int) -> float:
+    """GFLOP/s of a 14336x4096 weight matrix times ``cols`` activation vectors (their Q8_K
+    quantization included), as the reference's PP measurement."""
+    rows = 14336
+    w = np.tile(q.reshape(qrows, -1), (-(-rows // qrows), 1))[:rows].reshape(-1)
+    x = np.random.default_rng(11).standard_normal((cols, 4096)).astype(np.float32)
+    t = median_time(lambda: _iqrs.matmul(w, name, rows, 4096, x), runs)
+    return 2 * rows * 4096 * cols / t / 1e9
 
 
 def matvec_cold(q: np.ndarray, name: str, qrows: int, y: np.ndarray, copies: Optional[int], runs: int) -> float:

@@ -1,9 +1,10 @@
 //! Criterion benches of the kernels, per type and per ISA: quantize (one row group of 4096
-//! weights, with and without imatrix), dequantize and Q8_K dot of a 64-row x 4096 slab.
+//! weights, with and without imatrix; the ISA in use), dequantize and Q8_K dot of a 64-row x 4096 slab,
+//! and the matrix multiply of 256 rows by 64 vectors; one thread.
 //! `cargo bench --manifest-path rust/Cargo.toml [-- FILTER]`; group names are `{op}/{type}`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use iqrs::arch::{self, Isa};
+use iqrs::arch;
 use iqrs::quants::q8k;
 use iqrs::{ops, QType};
 
@@ -25,19 +26,20 @@ fn data(rows: usize, cols: usize) -> (Vec<f32>, Vec<f32>) {
 }
 
 fn benches(c: &mut Criterion) {
+    iqrs::threads::set_num_threads(1);
     let (x, im) = data(ROWS, COLS);
     let y = data(1, COLS).0;
     let mut yq = vec![0u8; QType::Q8K.row_size(COLS)];
     q8k::quantize_row(&y, &mut yq);
     for &t in QType::ALL {
         let g = t.info().rows_per_group;
-        let scalar = arch::kernels_for(t, Isa::Scalar);
+        let best = arch::kernels(t);
         let rs = t.row_size(COLS);
         let mut out = vec![0u8; g * rs];
         let mut grp = c.benchmark_group(format!("quantize/{t}"));
         grp.throughput(Throughput::Elements((g * COLS) as u64));
-        grp.bench_function("noimat", |b| b.iter(|| (scalar.quantize)(&x[..g * COLS], COLS, None, &mut out)));
-        grp.bench_function("imat", |b| b.iter(|| (scalar.quantize)(&x[..g * COLS], COLS, Some(&im), &mut out)));
+        grp.bench_function("noimat", |b| b.iter(|| (best.quantize)(&x[..g * COLS], COLS, None, &mut out)));
+        grp.bench_function("imat", |b| b.iter(|| (best.quantize)(&x[..g * COLS], COLS, Some(&im), &mut out)));
         grp.finish();
 
         let q = ops::quantize(t, &x, ROWS, COLS, None).unwrap();
@@ -69,6 +71,23 @@ fn benches(c: &mut Criterion) {
                 })
             });
         }
+        grp.finish();
+
+        // matrix multiply: 256 rows x 64 activation vectors, one thread ("elements" = flops)
+        let (mrows, n) = (256, 64);
+        let qm: Vec<u8> = q.iter().copied().cycle().take(mrows * rs).collect();
+        let ym = ops::quantize_q8k(&data(n, COLS).0, COLS).unwrap();
+        let mut out = vec![0f32; mrows * n];
+        let mut grp = c.benchmark_group(format!("matmul/{t}"));
+        grp.throughput(Throughput::Elements((2 * mrows * COLS * n) as u64));
+        let saved = arch::current_isa();
+        for isa in arch::available_isas() {
+            grp.bench_function(BenchmarkId::from_parameter(isa.name()), |b| {
+                arch::set_isa(isa);
+                b.iter(|| ops::matmul_q8k(t, &qm, COLS, &ym, n, &mut out))
+            });
+        }
+        arch::set_isa(saved);
         grp.finish();
     }
 }

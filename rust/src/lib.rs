@@ -6,6 +6,7 @@
 //! * [`registry`] — the types, their ids and sizes (the single source of truth);
 //! * [`quants`] — scalar reference code, one module per format family;
 //! * [`arch`] — SIMD kernels chosen once at run time, each tested against the scalar code;
+//! * [`gemm`] — the matrix multiply shared by every type (weights decoded to int8 tiles);
 //! * [`ops`] — whole-tensor operations (quantize, dequantize, mat-vec, mat-mat) over threads.
 //!
 //! ```
@@ -19,6 +20,7 @@
 
 pub mod arch;
 pub mod error;
+pub mod gemm;
 pub mod ops;
 pub mod quants;
 pub mod registry;

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::arch;
 use crate::error::{IqError, Result};
-use crate::quants::{q8k, r4};
+use crate::quants::r4;
 use crate::registry::{QType, QK_K};
 use crate::threads;
 
@@ -124,7 +124,8 @@ pub fn quantize_q8k(x: &[f32], cols: usize) -> Result<Vec<u8>> {
     check_finite("x", x, cols)?;
     let rs = QType::Q8K.row_size(cols);
     let mut out = vec![0u8; x.len() / cols * rs];
-    for_each_chunk(x, cols, &mut out, rs, x.len(), |xs, o| q8k::quantize_row(xs, o));
+    let k = arch::kernels(QType::Q8K);
+    for_each_chunk(x, cols, &mut out, rs, x.len(), |xs, o| (k.quantize)(xs, cols, None, o));
     Ok(out)
 }
 
@@ -142,14 +143,26 @@ pub fn matmul(t: QType, data: &[u8], rows: usize, cols: usize, x: &[f32], n: usi
     Ok(out)
 }
 
+/// Activation vectors from which a product goes through the tiled matrix multiply (where the
+/// ISA has one) instead of row-by-row dot products.
+pub const GEMM_MIN_N: usize = 2;
+
 /// `W · yᵀ` with already-quantized Q8_K activations (`n` rows of `cols`); `out` is `rows x n`.
+/// Both paths give the same bits.
 pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &mut [f32]) {
     let g = t.info().rows_per_group;
     let rs = t.row_size(cols);
     let ys = QType::Q8K.row_size(cols);
     let k = arch::kernels(t);
     let rows = out.len() / n;
-    for_each_chunk(data, g * rs, out, g * n, rows * cols * n, |src, o| {
+    let work = rows * cols * n;
+    if n >= GEMM_MIN_N {
+        if let Some(tile) = arch::gemm_tile(arch::current_isa()) {
+            let parallel = work >= PARALLEL_THRESHOLD && threads::num_threads() > 1;
+            return crate::gemm::matmul(&k, tile, g, rs, data, cols, y, n, out, parallel);
+        }
+    }
+    for_each_chunk(data, g * rs, out, g * n, work, |src, o| {
         let mut tmp = [0f32; 8];
         for j in 0..n {
             (k.dot)(src, cols, &y[j * ys..(j + 1) * ys], &mut tmp[..g]);

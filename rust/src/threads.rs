@@ -41,6 +41,10 @@ pub fn num_threads() -> usize {
 
 /// Sets the number of threads (at least 1) for all later operations.
 pub fn set_num_threads(n: usize) {
-    let p = build(n.max(1));
+    let n = n.max(1);
+    if POOL.read().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|p| p.current_num_threads() == n) {
+        return;
+    }
+    let p = build(n);
     *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
 }

@@ -111,9 +111,10 @@ pub fn kernels(t: QType) -> Kernels {
     kernels_for(t, current_isa())
 }
 
-/// The kernels of `t` for a given ISA (which must be available); types or operations without a
-/// kernel of that ISA use the scalar one.
+/// The kernels of `t` for a given ISA (clamped to what the CPU has); types or operations without
+/// a kernel of that ISA use the scalar one.
 pub fn kernels_for(t: QType, isa: Isa) -> Kernels {
+    let isa = clamp_to_available(isa);
     let scalar = scalar_kernels(t);
     match isa {
         Isa::Scalar => scalar,
@@ -121,5 +122,20 @@ pub fn kernels_for(t: QType, isa: Isa) -> Kernels {
         Isa::Avx2 | Isa::Avx512 => x86_64::kernels(t, isa, scalar),
         #[cfg(not(target_arch = "x86_64"))]
         _ => scalar,
+    }
+}
+
+/// The SIMD matrix-multiply microkernel of an ISA (clamped to what the CPU has), if it has one;
+/// without one, products go row by row through the dot kernels.
+pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
+    let isa = clamp_to_available(isa);
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::gemm_tile(isa)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        None
     }
 }

@@ -6,7 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -82,6 +82,22 @@ fn dequantize<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, qtype_name:
     out.into_pyarray(py).reshape([rows, cols])
 }
 
+/// Decodes a tensor's bytes into a caller's C-contiguous float32 array of `rows * cols` values.
+#[pyfunction]
+fn dequantize_into<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, qtype_name: &str, rows: usize, cols: usize, mut out: PyReadwriteArrayDyn<'py, f32>) -> PyResult<()> {
+    let t = qtype(qtype_name)?;
+    let d = data.as_slice().map_err(|_| PyValueError::new_err("data must be contiguous"))?;
+    let o = out.as_slice_mut().map_err(|_| PyValueError::new_err("out must be a C-contiguous float32 array"))?;
+    if o.len() != rows * cols {
+        return Err(PyValueError::new_err(format!("out has {} elements, expected {rows} x {cols} = {}", o.len(), rows * cols)));
+    }
+    detached(py, || {
+        ops::check_data(t, d, rows, cols)?;
+        ops::dequantize_into(t, d, cols, o);
+        Ok(())
+    })
+}
+
 /// Converts a tensor's bytes between a type and its `_r4` form (either direction, byte-exact).
 #[pyfunction]
 fn repack<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, from_name: &str, to_name: &str, rows: usize, cols: usize) -> PyResult<Bound<'py, PyArray1<u8>>> {
@@ -153,6 +169,7 @@ fn _iqrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(row_size, m)?)?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
     m.add_function(wrap_pyfunction!(dequantize, m)?)?;
+    m.add_function(wrap_pyfunction!(dequantize_into, m)?)?;
     m.add_function(wrap_pyfunction!(matmul, m)?)?;
     m.add_function(wrap_pyfunction!(repack, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;

@@ -28,7 +28,7 @@
 use half::f16;
 
 use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
-use super::q8k;
+use super::{q8k, IntBlock};
 use crate::registry::QK_K;
 use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES, IQ6NL_VALUES};
 
@@ -373,6 +373,22 @@ fn vec_dot(f: &Format, src: &[u8], y: &[u8]) -> f32 {
         acc += (f16::from_bits(p.d).to_f32() * super::common::read_f32(yb, 0)) * s as f32;
     }
     acc
+}
+
+/// Integer form of super-block `block` of a row (the tiled matrix multiply's input): `d`, the
+/// 16 levels `L` and the 256 grid values `T[q + half·shift]`.
+#[inline(always)]
+fn decode_int(f: &Format, src: &[u8], block: usize, out: &mut IntBlock) {
+    let mut p = Parts::default();
+    unpack(&f.layout, &src[f.layout.bytes * block..], &mut p);
+    out.d = f16::from_bits(p.d).to_f32();
+    for ib in 0..16 {
+        out.scales[ib] = f.level(p.sc[ib]) as i16;
+        let t = f.table(p.extra, ib);
+        for j in 0..16 {
+            out.values[16 * ib + j] = t[p.q[16 * ib + j] as usize];
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -828,7 +844,7 @@ fn iq2k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
 // The public row functions
 
 macro_rules! row_functions {
-    ($fmt:ident, $block:ident, $q:ident, $qfma:ident, $qbody:ident, $dq:ident, $dot:ident, $name:literal) => {
+    ($fmt:ident, $block:ident, $q:ident, $qfma:ident, $qbody:ident, $dq:ident, $dot:ident, $int:ident, $name:literal) => {
         #[inline(always)]
         fn $qbody(x: &[f32], imatrix: Option<&[f32]>, out: &mut [u8]) {
             quantize_row_body!($fmt, $block, x, imatrix, out)
@@ -850,14 +866,19 @@ macro_rules! row_functions {
         pub fn $dot(src: &[u8], y: &[u8]) -> f32 {
             vec_dot(&$fmt, src, y)
         }
+
+        #[doc = concat!("Integer form of super-block `block` of an ", $name, " row.")]
+        pub fn $int(src: &[u8], block: usize, out: &mut IntBlock) {
+            decode_int(&$fmt, src, block, out)
+        }
     };
 }
 
-row_functions!(IQ2K, iq2k_block, quantize_row_iq2_k, quantize_row_iq2_k_fma, quantize_row_iq2_k_body, dequantize_row_iq2_k, vec_dot_iq2_k_q8_k, "IQ2_K");
-row_functions!(IQ3K, iq3k_block, quantize_row_iq3_k, quantize_row_iq3_k_fma, quantize_row_iq3_k_body, dequantize_row_iq3_k, vec_dot_iq3_k_q8_k, "IQ3_K");
-row_functions!(IQ4K, iq4k_block, quantize_row_iq4_k, quantize_row_iq4_k_fma, quantize_row_iq4_k_body, dequantize_row_iq4_k, vec_dot_iq4_k_q8_k, "IQ4_K");
-row_functions!(IQ5K, iq5k_block, quantize_row_iq5_k, quantize_row_iq5_k_fma, quantize_row_iq5_k_body, dequantize_row_iq5_k, vec_dot_iq5_k_q8_k, "IQ5_K");
-row_functions!(IQ6K, iq6k_block, quantize_row_iq6_k, quantize_row_iq6_k_fma, quantize_row_iq6_k_body, dequantize_row_iq6_k, vec_dot_iq6_k_q8_k, "IQ6_K");
+row_functions!(IQ2K, iq2k_block, quantize_row_iq2_k, quantize_row_iq2_k_fma, quantize_row_iq2_k_body, dequantize_row_iq2_k, vec_dot_iq2_k_q8_k, decode_int_iq2_k, "IQ2_K");
+row_functions!(IQ3K, iq3k_block, quantize_row_iq3_k, quantize_row_iq3_k_fma, quantize_row_iq3_k_body, dequantize_row_iq3_k, vec_dot_iq3_k_q8_k, decode_int_iq3_k, "IQ3_K");
+row_functions!(IQ4K, iq4k_block, quantize_row_iq4_k, quantize_row_iq4_k_fma, quantize_row_iq4_k_body, dequantize_row_iq4_k, vec_dot_iq4_k_q8_k, decode_int_iq4_k, "IQ4_K");
+row_functions!(IQ5K, iq5k_block, quantize_row_iq5_k, quantize_row_iq5_k_fma, quantize_row_iq5_k_body, dequantize_row_iq5_k, vec_dot_iq5_k_q8_k, decode_int_iq5_k, "IQ5_K");
+row_functions!(IQ6K, iq6k_block, quantize_row_iq6_k, quantize_row_iq6_k_fma, quantize_row_iq6_k_body, dequantize_row_iq6_k, vec_dot_iq6_k_q8_k, decode_int_iq6_k, "IQ6_K");
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@
 
 use super::common::{fma_dispatch, fmadd, nearest_int, read_f32, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
 use super::q8k;
+use super::IntBlock;
 use crate::registry::QK_K;
 use crate::tables::IQ4K_VALUES;
 
@@ -72,6 +73,29 @@ fn block_weights(xb: &[f32], qw: Option<&[f32]>, s2: f32, w: &mut [f32; 32]) {
 // ---------------------------------------------------------------------------------------------
 // IQ4_KS
 
+/// For one inverse scale `id`, the weighted sums `(Σwqx, Σwq²)` of the nearest-grid solution of
+/// `id·x` and of `-id·x`. (A function, not a closure: closures would not inherit the caller's
+/// target features, and the FMAs would become library calls.)
+#[inline(always)]
+fn iq4ks_sums(g: &Grid<16>, xb: &[f32], w: &[f32; 32], id: f32) -> (f32, f32, f32, f32) {
+    let mut al = [0f32; 32];
+    for j in 0..32 {
+        al[j] = id * xb[j];
+    }
+    let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
+    g.best_indices_pm(&al, &mut ip, &mut im);
+    let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
+    for j in 0..32 {
+        let q = g.values[ip[j] as usize & 15];
+        qxp = fmadd(w[j] * q, xb[j], qxp);
+        q2p = fmadd(w[j] * q, q, q2p);
+        let q = g.values[im[j] as usize & 15];
+        qxm = fmadd(w[j] * q, xb[j], qxm);
+        q2m = fmadd(w[j] * q, q, q2m);
+    }
+    (qxp, q2p, qxm, q2m)
+}
+
 /// Search of the float scale and grid half of one 32-weight sub-block (§9.1, ntry = 7, no
 /// re-fit). Returns `(scale, shifted)`; scale 0 for an all-(near-)zero sub-block.
 #[inline(always)]
@@ -81,27 +105,8 @@ fn iq4ks_block_scale(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
     if amax < 1e-16 {
         return (0.0, false);
     }
-    // For one inverse scale, the sums of the two sign choices.
-    let sums = |g: &Grid<16>, id: f32| {
-        let mut al = [0f32; 32];
-        for j in 0..32 {
-            al[j] = id * xb[j];
-        }
-        let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
-        g.best_indices_pm(&al, &mut ip, &mut im);
-        let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
-        for j in 0..32 {
-            let q = g.values[ip[j] as usize & 15];
-            qxp = fmadd(w[j] * q, xb[j], qxp);
-            q2p = fmadd(w[j] * q, q, q2p);
-            let q = g.values[im[j] as usize & 15];
-            qxm = fmadd(w[j] * q, xb[j], qxm);
-            q2m = fmadd(w[j] * q, q, q2m);
-        }
-        (qxp, q2p, qxm, q2m)
-    };
     let t0 = PLAIN.values[0];
-    let (qxp, q2p, qxm, q2m) = sums(&PLAIN, 1.0 / (-max / t0));
+    let (qxp, q2p, qxm, q2m) = iq4ks_sums(&PLAIN, xb, w, 1.0 / (-max / t0));
     let mut best = Best { d: 0.0, score: 0.0 };
     if q2p > 0.0 {
         best.d = qxp / q2p;
@@ -111,7 +116,7 @@ fn iq4ks_block_scale(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
     let mut shifted = false;
     for itry in -NTRY..=NTRY {
         for (g, sh) in [(&PLAIN, false), (&SHIFTED, true)] {
-            let (qxp, q2p, qxm, q2m) = sums(g, (itry as f32 + g.values[0]) / max);
+            let (qxp, q2p, qxm, q2m) = iq4ks_sums(g, xb, w, (itry as f32 + g.values[0]) / max);
             if best.offer(qxp, q2p) {
                 shifted = sh;
             }
@@ -244,6 +249,27 @@ pub fn vec_dot_iq4_ks_q8_k(src: &[u8], y: &[u8]) -> f32 {
         acc += (d * read_f32(yb, 0)) * iq4ks_block_sum(b, yb) as f32;
     }
     acc
+}
+
+/// Integer form of an IQ4_KS block in IQ4_KS byte layout (also used for decoded IQ4_KSS blocks).
+fn ks_block_to_int(d: f32, b: &[u8], out: &mut IntBlock) {
+    out.d = d;
+    for ib in 0..8 {
+        let t = table_of(b[ib]);
+        out.scales[2 * ib] = scale_of(b[ib]) as i16;
+        out.scales[2 * ib + 1] = scale_of(b[ib]) as i16;
+        let qs = &b[8 + 16 * ib..8 + 16 * ib + 16];
+        for j in 0..16 {
+            out.values[32 * ib + j] = t[(qs[j] & 15) as usize];
+            out.values[32 * ib + j + 16] = t[(qs[j] >> 4) as usize];
+        }
+    }
+}
+
+/// Integer form of super-block `block` of an IQ4_KS row.
+pub fn decode_int_iq4_ks(src: &[u8], block: usize, out: &mut IntBlock) {
+    let off = ROW_META + IQ4KS_BLOCK * block;
+    ks_block_to_int(read_f32(src, 0), &src[off..off + IQ4KS_BLOCK], out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,6 +506,14 @@ pub fn vec_dot_iq4_kss_q8_k(src: &[u8], y: &[u8]) -> f32 {
     acc
 }
 
+/// Integer form of super-block `block` of an IQ4_KSS row.
+pub fn decode_int_iq4_kss(src: &[u8], block: usize, out: &mut IntBlock) {
+    let off = ROW_META + IQ4KSS_BLOCK * block;
+    let mut ks = [0u8; IQ4KS_BLOCK];
+    kss_block_to_ks(&src[off..off + IQ4KSS_BLOCK], &mut ks);
+    ks_block_to_int(read_f32(src, 0), &ks, out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,3 +528,4 @@ mod tests {
         }
     }
 }
+

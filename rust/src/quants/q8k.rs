@@ -5,6 +5,7 @@
 //! `qs = round_half_even(x·(127/amax))`. The golden `y_q8k.bin` files pin this down bit for bit.
 
 use super::common::read_f32;
+use super::IntBlock;
 use crate::registry::QK_K;
 
 /// Bytes of one Q8_K block.
@@ -58,4 +59,14 @@ pub fn vec_dot(src: &[u8], y: &[u8]) -> f32 {
         acc += (read_f32(b, 0) * read_f32(yb, 0)) * s as f32;
     }
     acc
+}
+
+/// Integer form of block `block` of a Q8_K row: its quants with unit sub-block scales.
+pub fn decode_int(src: &[u8], block: usize, out: &mut IntBlock) {
+    let b = &src[block * BLOCK_BYTES..(block + 1) * BLOCK_BYTES];
+    out.d = read_f32(b, 0);
+    out.scales = [1; 16];
+    for (v, &q) in out.values.iter_mut().zip(&b[QS..QS + QK_K]) {
+        *v = q as i8;
+    }
 }

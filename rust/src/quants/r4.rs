@@ -35,7 +35,7 @@
 //! give the base type's floats bit for bit.
 
 use super::k::{pack, unpack, High, Layout, Low, Parts, Scales};
-use super::{q8k, scalar_kernels, Kernels};
+use super::{q8k, scalar_kernels, IntBlock, Kernels};
 use crate::registry::{QType, QK_K};
 
 /// Where an R4 block keeps the sub-block scales of its 4 rows.
@@ -99,6 +99,7 @@ macro_rules! r4_types {
                         quantize: |x, cols, im, out| quantize_group(&$name, x, cols, im, out),
                         dequantize: |src, cols, out| dequantize_group(&$name, src, cols, out),
                         dot: |src, cols, y, out| dot_group(&$name, src, cols, y, out),
+                        decode_int: |src, cols, row, block, out| decode_int(&$name, src, cols, row, block, out),
                     });
                 }
             )*
@@ -400,6 +401,20 @@ fn dot_group(spec: &R4Spec, src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) 
         acc[r] += term[0];
     });
     out[..4].copy_from_slice(&acc);
+}
+
+/// Integer form of super-block `block` of row `row` of a group: the base type's, of the base
+/// block taken out of the R4 block.
+fn decode_int(spec: &R4Spec, src: &[u8], cols: usize, row: usize, block: usize, out: &mut IntBlock) {
+    let (rm, bb) = (spec.meta(), spec.layout.bytes);
+    let mut one = [0u8; 4 + 256];
+    let one = &mut one[..rm + bb];
+    one[..rm].copy_from_slice(&src[rm * row..rm * (row + 1)]);
+    let mut p = Parts::default();
+    spec.get(&src[4 * rm + 4 * bb * block..], row, &mut p);
+    pack(&spec.layout, &p, &mut one[rm..]);
+    debug_assert!(block < cols / QK_K, "r4::decode_int: block {block} beyond the row");
+    (scalar_kernels(spec.base).decode_int)(one, QK_K, 0, 0, out);
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
-//! x86-64 kernels: AVX2 (+FMA) and AVX-512 (F, BW, VL; VNNI where present).
+//! x86-64 kernels: AVX2 (+FMA) and AVX-512 (F, BW, VL; dot products with VNNI where present).
+//! The weight quantizers stay in `quants` (their hot loops are compiled for x86-64-v3 there);
+//! this module replaces the decode and dot kernels and the Q8_K (activation) quantizer.
 
 use super::Isa;
 use crate::quants::Kernels;
 use crate::registry::QType;
+
+mod avx2;
+mod avx512;
 
 /// AVX2 and FMA are present.
 pub fn avx2_available() -> bool {
@@ -17,7 +22,58 @@ pub fn avx512_available() -> bool {
         && std::arch::is_x86_feature_detected!("avx512vl")
 }
 
-/// Replaces the scalar kernels of `t` by the ISA's where it has them.
-pub fn kernels(_t: QType, _isa: Isa, scalar: Kernels) -> Kernels {
-    scalar
+/// AVX-512 VNNI (`vpdpbusd`) is present as well.
+pub fn avx512_vnni_available() -> bool {
+    avx512_available() && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+/// Replaces the scalar decode/dot kernels of `t` by the ISA's where it has them. `isa` must be
+/// available on this CPU (the caller clamps it); the AVX-512 dot kernels additionally need
+/// VNNI and fall back to AVX2 without it.
+pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
+    macro_rules! set {
+        ($k:ident, $dq:path, $dot:path) => {{
+            $k.dequantize = |src, _cols, out| $dq(src, out);
+            $k.dot = |src, _cols, y, out| out[0] = $dot(src, y);
+        }};
+    }
+    let mut k = scalar;
+    match isa {
+        Isa::Scalar => {}
+        Isa::Avx2 | Isa::Avx512 => {
+            match t {
+                QType::Q8K => {
+                    set!(k, avx2::q8_k_dequantize, avx2::q8_k_dot);
+                    k.quantize = |x, _cols, _im, out| avx2::q8_k_quantize(x, out);
+                }
+                QType::IQ4KS => set!(k, avx2::iq4_ks_dequantize, avx2::iq4_ks_dot),
+                QType::IQ4KSS => set!(k, avx2::iq4_kss_dequantize, avx2::iq4_kss_dot),
+                _ => {}
+            }
+            if isa == Isa::Avx512 {
+                match t {
+                    QType::Q8K => {
+                        set!(k, avx512::q8_k_dequantize, avx512::q8_k_dot);
+                        k.quantize = |x, _cols, _im, out| avx512::q8_k_quantize(x, out);
+                    }
+                    QType::IQ4KS => k.dequantize = |src, _cols, out| avx512::iq4_ks_dequantize(src, out),
+                    QType::IQ4KSS => k.dequantize = |src, _cols, out| avx512::iq4_kss_dequantize(src, out),
+                    _ => {}
+                }
+                if avx512_vnni_available() {
+                    match t {
+                        QType::IQ4KS => k.dot = |src, _cols, y, out| out[0] = avx512::iq4_ks_dot(src, y),
+                        QType::IQ4KSS => k.dot = |src, _cols, y, out| out[0] = avx512::iq4_kss_dot(src, y),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    k
+}
+
+/// The matrix-multiply microkernel for an ISA, if it has one (AVX-512 with VNNI).
+pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
+    (isa == Isa::Avx512 && avx512_vnni_available()).then_some(avx512::gemm_tile as crate::gemm::TileFn)
 }

@@ -1,0 +1,383 @@
+//! AVX-512 kernels: decoding with F/BW/VL, dot products with VNNI (`vpdpbusd`).
+//!
+//! `vpdpbusd` multiplies unsigned by signed bytes, so table values `t` are looked up with an
+//! offset of 128 (`t + 128 ∈ [1, 255]`) and `128 · Σ y` is subtracted again (taken from the Q8_K
+//! block sums, which the dot kernels therefore trust to match the quants — as every Q8_K row made
+//! by this crate does): the block sums are exact, the float accumulation runs in the scalar
+//! code's order, and every result equals the scalar kernel's bit for bit.
+//!
+//! Every `unsafe fn` here requires its target features at run time; the safe wrappers are only
+//! handed out by [`super::kernels`] after the CPU reported them.
+
+use std::arch::x86_64::*;
+
+use crate::gemm::{PackedCols, PackedRows, TILE_ROWS};
+use crate::quants::common::read_f32;
+use crate::quants::ks::{IQ4KSS_BLOCK, IQ4KS_BLOCK, ROW_META};
+use crate::quants::q8k;
+use crate::registry::QK_K;
+use crate::tables::IQ4K_VALUES;
+
+/// The iq4k table halves, plain values and values + 128 (as unsigned bytes).
+static IQ4K_TABLES: [[u8; 16]; 4] = {
+    let mut t = [[0u8; 16]; 4];
+    let mut i = 0;
+    while i < 16 {
+        t[0][i] = IQ4K_VALUES[i] as u8;
+        t[1][i] = IQ4K_VALUES[16 + i] as u8;
+        t[2][i] = (IQ4K_VALUES[i] as i32 + 128) as u8;
+        t[3][i] = (IQ4K_VALUES[16 + i] as i32 + 128) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Lookup table for two sub-blocks in one register: lanes 0–1 hold the half chosen by bit 0 of
+/// `s0`, lanes 2–3 the one chosen by `s1`.
+#[inline(always)]
+unsafe fn iq4k_table2(s0: u8, s1: u8) -> __m512i {
+    let t0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4K_TABLES[(s0 & 1) as usize].as_ptr().cast()));
+    let t1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4K_TABLES[(s1 & 1) as usize].as_ptr().cast()));
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(t0), t1)
+}
+
+/// The 64 table indices of two consecutive sub-blocks from their 32 nibble-packed bytes:
+/// lane 0 = low nibbles of sub-block 0, lane 1 = its high nibbles, lanes 2–3 likewise.
+#[inline(always)]
+unsafe fn iq4_indices2(packed: __m256i) -> __m512i {
+    let z = _mm512_zextsi256_si512(packed);
+    let x = _mm512_shuffle_i64x2::<0b01_01_00_00>(z, z);
+    let v = _mm512_mask_blend_epi64(0b1100_1100, x, _mm512_srli_epi16::<4>(x));
+    _mm512_and_si512(v, _mm512_set1_epi8(0x0F))
+}
+
+/// Writes `d0 · v` (bytes 0..32) and `d1 · v` (bytes 32..64) for 64 signed bytes to `out[..64]`.
+#[inline(always)]
+unsafe fn store_scaled64(v: __m512i, d0: f32, d1: f32, out: &mut [f32]) {
+    let out = &mut out[..64];
+    let lanes = [_mm512_castsi512_si128(v), _mm512_extracti32x4_epi32::<1>(v), _mm512_extracti32x4_epi32::<2>(v), _mm512_extracti32x4_epi32::<3>(v)];
+    for (k, p) in lanes.into_iter().enumerate() {
+        let d = _mm512_set1_ps(if k < 2 { d0 } else { d1 });
+        let f = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(p));
+        _mm512_storeu_ps(out.as_mut_ptr().add(16 * k), _mm512_mul_ps(d, f));
+    }
+}
+
+#[inline(always)]
+unsafe fn load32(b: &[u8], off: usize) -> __m256i {
+    _mm256_loadu_si256(b[off..off + 32].as_ptr().cast())
+}
+
+#[inline(always)]
+unsafe fn load64(b: &[u8], off: usize) -> __m512i {
+    _mm512_loadu_si512(b[off..off + 64].as_ptr().cast())
+}
+
+/// Scale bytes and nibble-packed bytes of two IQ4_KSS sub-blocks (16 words).
+#[inline(always)]
+unsafe fn kss_decode16(words: __m256i) -> (u8, u8, __m256i) {
+    let bits = _mm256_movepi16_mask(_mm256_slli_epi16::<15>(words));
+    let a = _mm256_and_si256(words, _mm256_set1_epi16(-2));
+    (bits as u8, (bits >> 8) as u8, _mm256_xor_si256(a, _mm256_srli_epi16::<1>(a)))
+}
+
+/// Scale bytes (4, little-endian) and nibble-packed bytes of four IQ4_KSS sub-blocks (32 words).
+#[inline(always)]
+unsafe fn kss_decode32(words: __m512i) -> (u32, __m512i) {
+    let bits = _mm512_movepi16_mask(_mm512_slli_epi16::<15>(words));
+    let a = _mm512_and_si512(words, _mm512_set1_epi16(-2));
+    (bits, _mm512_xor_si512(a, _mm512_srli_epi16::<1>(a)))
+}
+
+#[inline(always)]
+fn l_of(sbyte: u8) -> i32 {
+    (sbyte & 0xFE) as i32 - 127
+}
+
+/// Exact block sum of a 4-bit iq4k super-block from its 8 scale bytes (little-endian in
+/// `sbytes`) and its 128 nibble-packed bytes as two registers (128-bit lane `i` of `qa` = the 16
+/// bytes of sub-block `i`, of `qb` = sub-block `4 + i`).
+///
+/// Lane `i` of the low-nibble vector pairs with activations `32i..32i+16`, of the high-nibble
+/// vector with `32i+16..32i+32`: the activations are regrouped with two permutes per half. The
+/// +128 offset of the table is removed with the Q8_K block sums (`Σ_s L_s·128·Σy_s`).
+#[inline(always)]
+unsafe fn iq4_block_sum_fast(sbytes: u64, qa: __m512i, qb: __m512i, yb: &[u8]) -> i32 {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let plain = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4K_TABLES[2].as_ptr().cast()));
+    let shifted = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4K_TABLES[3].as_ptr().cast()));
+    let sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(sbytes as i64));
+    let y01 = load64(yb, q8k::QS);
+    let y23 = load64(yb, q8k::QS + 64);
+    let y45 = load64(yb, q8k::QS + 128);
+    let y67 = load64(yb, q8k::QS + 192);
+    let lo_idx = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0);
+    let hi_idx = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2);
+    let mut s = _mm512_setzero_si512();
+    for (half, q, ya, yb2) in [(0, qa, y01, y23), (1, qb, y45, y67)] {
+        // per-lane scale byte of sub-block 4·half + lane/4
+        let base = 4 * half;
+        let sel = _mm512_set_epi32(base + 3, base + 3, base + 3, base + 3, base + 2, base + 2, base + 2, base + 2, base + 1, base + 1, base + 1, base + 1, base, base, base, base);
+        let sl = _mm512_permutexvar_epi32(sel, sc);
+        let table = _mm512_mask_blend_epi32(_mm512_test_epi32_mask(sl, _mm512_set1_epi32(1)), plain, shifted);
+        let l = _mm512_sub_epi32(_mm512_and_si512(sl, _mm512_set1_epi32(0xFE)), _mm512_set1_epi32(127));
+        let tlo = _mm512_shuffle_epi8(table, _mm512_and_si512(q, m4));
+        let thi = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4));
+        let ylo = _mm512_permutex2var_epi64(ya, lo_idx, yb2);
+        let yhi = _mm512_permutex2var_epi64(ya, hi_idx, yb2);
+        let p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), tlo, ylo), thi, yhi);
+        s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, l));
+    }
+    // 128 · Σ_s L_s · Σy_s from the 16 block sums (two per 32-weight sub-block)
+    let sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_cvtsi64_si128(sbytes as i64), _mm_cvtsi64_si128(sbytes as i64)));
+    let l16 = _mm256_sub_epi16(_mm256_and_si256(sc16, _mm256_set1_epi16(0xFE)), _mm256_set1_epi16(127));
+    let bs = _mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast());
+    let corr = _mm256_slli_epi32::<7>(_mm256_madd_epi16(l16, bs));
+    let s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr));
+    _mm512_reduce_add_epi32(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// IQ4_KS
+
+#[inline(always)]
+unsafe fn iq4_ks_pairs(b: &[u8]) -> [(u8, u8, __m256i); 4] {
+    // (no closures here: they would not inherit the caller's target features)
+    let pair = |j: usize| (b[2 * j], b[2 * j + 1], b[8 + 32 * j..8 + 32 * j + 32].as_ptr());
+    let p = [pair(0), pair(1), pair(2), pair(3)];
+    [
+        (p[0].0, p[0].1, _mm256_loadu_si256(p[0].2.cast())),
+        (p[1].0, p[1].1, _mm256_loadu_si256(p[1].2.cast())),
+        (p[2].0, p[2].1, _mm256_loadu_si256(p[2].2.cast())),
+        (p[3].0, p[3].1, _mm256_loadu_si256(p[3].2.cast())),
+    ]
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn iq4_ks_dot_impl(src: &[u8], y: &[u8]) -> f32 {
+    let d = read_f32(src, 0);
+    let mut acc = 0f32;
+    for (b, yb) in src[ROW_META..].chunks_exact(IQ4KS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        let sbytes = u64::from_le_bytes(b[..8].try_into().unwrap());
+        let q = &b[8..8 + 128];
+        let (qa, qb) = (_mm512_loadu_si512(q.as_ptr().cast()), _mm512_loadu_si512(q[64..].as_ptr().cast()));
+        acc += (d * read_f32(yb, 0)) * iq4_block_sum_fast(sbytes, qa, qb, yb) as f32;
+    }
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn iq4_ks_dequantize_impl(src: &[u8], out: &mut [f32]) {
+    let d = read_f32(src, 0);
+    for (b, ob) in src[ROW_META..].chunks_exact(IQ4KS_BLOCK).zip(out.chunks_exact_mut(QK_K)) {
+        for (j, (s0, s1, packed)) in iq4_ks_pairs(b).into_iter().enumerate() {
+            let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1), iq4_indices2(packed));
+            store_scaled64(t, d * l_of(s0) as f32, d * l_of(s1) as f32, &mut ob[64 * j..]);
+        }
+    }
+}
+
+/// IQ4_KS · Q8_K (needs VNNI).
+pub fn iq4_ks_dot(src: &[u8], y: &[u8]) -> f32 {
+    // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present.
+    unsafe { iq4_ks_dot_impl(src, y) }
+}
+
+/// IQ4_KS row decode.
+pub fn iq4_ks_dequantize(src: &[u8], out: &mut [f32]) {
+    // SAFETY: handed out only when AVX-512 F/BW/VL are present.
+    unsafe { iq4_ks_dequantize_impl(src, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IQ4_KSS
+
+#[inline(always)]
+unsafe fn iq4_kss_pairs(b: &[u8]) -> [(u8, u8, __m256i); 4] {
+    [kss_decode16(load32(b, 0)), kss_decode16(load32(b, 32)), kss_decode16(load32(b, 64)), kss_decode16(load32(b, 96))]
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn iq4_kss_dot_impl(src: &[u8], y: &[u8]) -> f32 {
+    let d = read_f32(src, 0);
+    let mut acc = 0f32;
+    for (b, yb) in src[ROW_META..].chunks_exact(IQ4KSS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        let (sa, qa) = kss_decode32(_mm512_loadu_si512(b[..64].as_ptr().cast()));
+        let (sb, qb) = kss_decode32(_mm512_loadu_si512(b[64..128].as_ptr().cast()));
+        acc += (d * read_f32(yb, 0)) * iq4_block_sum_fast(sa as u64 | (sb as u64) << 32, qa, qb, yb) as f32;
+    }
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn iq4_kss_dequantize_impl(src: &[u8], out: &mut [f32]) {
+    let d = read_f32(src, 0);
+    for (b, ob) in src[ROW_META..].chunks_exact(IQ4KSS_BLOCK).zip(out.chunks_exact_mut(QK_K)) {
+        for (j, (s0, s1, packed)) in iq4_kss_pairs(b).into_iter().enumerate() {
+            let t = _mm512_shuffle_epi8(iq4k_table2(s0, s1), iq4_indices2(packed));
+            store_scaled64(t, d * l_of(s0) as f32, d * l_of(s1) as f32, &mut ob[64 * j..]);
+        }
+    }
+}
+
+/// IQ4_KSS · Q8_K (needs VNNI).
+pub fn iq4_kss_dot(src: &[u8], y: &[u8]) -> f32 {
+    // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present.
+    unsafe { iq4_kss_dot_impl(src, y) }
+}
+
+/// IQ4_KSS row decode.
+pub fn iq4_kss_dequantize(src: &[u8], out: &mut [f32]) {
+    // SAFETY: handed out only when AVX-512 F/BW/VL are present.
+    unsafe { iq4_kss_dequantize_impl(src, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q8_K as a weight type
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn q8_k_dot_impl(src: &[u8], y: &[u8]) -> f32 {
+    let mut acc = 0f32;
+    for (b, yb) in src.chunks_exact(q8k::BLOCK_BYTES).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        // Both operands span all of i8: widen to i16, then pair sums.
+        let mut s = _mm512_setzero_si512();
+        for k in 0..8 {
+            let w = _mm512_cvtepi8_epi16(load32(b, q8k::QS + 32 * k));
+            let a = _mm512_cvtepi8_epi16(load32(yb, q8k::QS + 32 * k));
+            s = _mm512_add_epi32(s, _mm512_madd_epi16(w, a));
+        }
+        acc += (read_f32(b, 0) * read_f32(yb, 0)) * _mm512_reduce_add_epi32(s) as f32;
+    }
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn q8_k_dequantize_impl(src: &[u8], out: &mut [f32]) {
+    for (b, ob) in src.chunks_exact(q8k::BLOCK_BYTES).zip(out.chunks_exact_mut(QK_K)) {
+        let d = read_f32(b, 0);
+        for k in 0..4 {
+            store_scaled64(load64(b, q8k::QS + 64 * k), d, d, &mut ob[64 * k..]);
+        }
+    }
+}
+
+/// Q8_K · Q8_K.
+pub fn q8_k_dot(src: &[u8], y: &[u8]) -> f32 {
+    // SAFETY: handed out only when AVX-512 F/BW/VL are present.
+    unsafe { q8_k_dot_impl(src, y) }
+}
+
+/// Q8_K row decode.
+pub fn q8_k_dequantize(src: &[u8], out: &mut [f32]) {
+    // SAFETY: as above.
+    unsafe { q8_k_dequantize_impl(src, out) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn q8_k_quantize_impl(x: &[f32], out: &mut [u8]) {
+    for (xb, ob) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(q8k::BLOCK_BYTES)) {
+        let xb = &xb[..QK_K];
+        let mut m = _mm512_setzero_ps();
+        for k in 0..16 {
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(xb.as_ptr().add(16 * k))));
+        }
+        let amax = _mm512_reduce_max_ps(m);
+        let d = amax / 127.0;
+        let id = _mm512_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        let mut total = 0i32;
+        for k in 0..16 {
+            // round half to even (the default MXCSR mode), then clamp like the scalar code
+            let q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb.as_ptr().add(16 * k)), id));
+            let q = _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128));
+            _mm_storeu_si128(ob[q8k::QS + 16 * k..q8k::QS + 16 * k + 16].as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q));
+            let bsum = _mm512_reduce_add_epi32(q);
+            ob[q8k::BSUMS + 2 * k..q8k::BSUMS + 2 * k + 2].copy_from_slice(&(bsum as i16).to_le_bytes());
+            total += bsum;
+        }
+        ob[0..4].copy_from_slice(&d.to_le_bytes());
+        ob[4..8].copy_from_slice(&(d * total as f32).to_le_bytes());
+    }
+}
+
+/// Q8_K quantization of a row (activations, or Q8_K weights).
+pub fn q8_k_quantize(x: &[f32], out: &mut [u8]) {
+    // SAFETY: handed out only when AVX-512 F/BW/VL are present.
+    unsafe { q8_k_quantize_impl(x, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix multiply microkernel (VNNI)
+
+/// Activation vectors per register block.
+const GEMM_NC: usize = 8;
+
+/// One tile for the `NC` vectors starting at `j0`: 16 rows in the lanes, one i32 block sum and
+/// one f32 accumulator register per vector.
+#[inline(always)]
+unsafe fn gemm_tile_cols<const NC: usize>(w: &PackedRows, y: &PackedCols, j0: usize, nrows: usize, out: &mut [f32], ldo: usize) {
+    let blocks = w.blocks;
+    assert!(j0 + NC <= y.n && y.yu.len() >= y.n * y.cols && y.d8.len() >= y.n * blocks && y.cols == blocks * QK_K);
+    let mut acc = [_mm512_setzero_ps(); NC];
+    for b in 0..blocks {
+        let wb = w.w[b].as_ptr();
+        let mut s = [_mm512_setzero_si512(); NC];
+        for sb in 0..16 {
+            let l = _mm512_loadu_si512(w.scales[b].as_ptr().add(sb * TILE_ROWS).cast());
+            let wv = [
+                _mm512_loadu_si512(wb.add((4 * sb) * 64).cast()),
+                _mm512_loadu_si512(wb.add((4 * sb + 1) * 64).cast()),
+                _mm512_loadu_si512(wb.add((4 * sb + 2) * 64).cast()),
+                _mm512_loadu_si512(wb.add((4 * sb + 3) * 64).cast()),
+            ];
+            for j in 0..NC {
+                let yp = y.yu.as_ptr().add((j0 + j) * y.cols + b * QK_K + 16 * sb).cast::<i32>();
+                let mut p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi32(yp.read_unaligned()), wv[0]);
+                p = _mm512_dpbusd_epi32(p, _mm512_set1_epi32(yp.add(1).read_unaligned()), wv[1]);
+                p = _mm512_dpbusd_epi32(p, _mm512_set1_epi32(yp.add(2).read_unaligned()), wv[2]);
+                p = _mm512_dpbusd_epi32(p, _mm512_set1_epi32(yp.add(3).read_unaligned()), wv[3]);
+                s[j] = _mm512_add_epi32(s[j], _mm512_mullo_epi32(p, l));
+            }
+        }
+        let corr = _mm512_loadu_si512(w.corr[b].as_ptr().cast());
+        let dv = _mm512_loadu_ps(w.d[b].as_ptr());
+        for j in 0..NC {
+            let sj = _mm512_cvtepi32_ps(_mm512_sub_epi32(s[j], corr));
+            let dd = _mm512_mul_ps(dv, _mm512_set1_ps(y.d8[(j0 + j) * blocks + b]));
+            acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(dd, sj));
+        }
+    }
+    let mut col = [0f32; TILE_ROWS];
+    for j in 0..NC {
+        _mm512_storeu_ps(col.as_mut_ptr(), acc[j]);
+        for r in 0..nrows {
+            out[r * ldo + j0 + j] = col[r];
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn gemm_tile_impl(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32], ldo: usize) {
+    let mut j0 = 0;
+    while j0 < y.n {
+        let nc = (y.n - j0).min(GEMM_NC);
+        match nc {
+            8 => gemm_tile_cols::<8>(w, y, j0, nrows, out, ldo),
+            7 => gemm_tile_cols::<7>(w, y, j0, nrows, out, ldo),
+            6 => gemm_tile_cols::<6>(w, y, j0, nrows, out, ldo),
+            5 => gemm_tile_cols::<5>(w, y, j0, nrows, out, ldo),
+            4 => gemm_tile_cols::<4>(w, y, j0, nrows, out, ldo),
+            3 => gemm_tile_cols::<3>(w, y, j0, nrows, out, ldo),
+            2 => gemm_tile_cols::<2>(w, y, j0, nrows, out, ldo),
+            _ => gemm_tile_cols::<1>(w, y, j0, nrows, out, ldo),
+        }
+        j0 += nc;
+    }
+}
+
+/// Matrix-multiply tile (see [`crate::gemm`]); needs VNNI.
+pub fn gemm_tile(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32], ldo: usize) {
+    assert!(nrows <= TILE_ROWS && out.len() >= (nrows.max(1) - 1) * ldo + y.n);
+    // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present; memory accesses are
+    // within the asserted bounds.
+    unsafe { gemm_tile_impl(w, y, nrows, out, ldo) }
+}
