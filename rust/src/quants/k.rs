@@ -111,26 +111,7 @@ pub fn unpack(l: &Layout, b: &[u8], p: &mut Parts) {
         p.d = read_u16(b, 0);
         p.extra = read_u16(b, 2);
     }
-    let nib = |byte: u8, h: usize| (byte >> (4 * h)) & 15;
-    match l.scales {
-        Scales::Nibbles { lo } => {
-            for ib in 0..16 {
-                p.sc[ib] = nib(b[lo + ib / 2], ib % 2);
-            }
-        }
-        Scales::NibblesSign { lo, sign } => {
-            let s = read_u16(b, sign);
-            for ib in 0..16 {
-                p.sc[ib] = nib(b[lo + ib / 2], ib % 2) | (((s >> ib) & 1) << 4) as u8;
-            }
-        }
-        Scales::NibblesHigh { lo, hi } => {
-            for ib in 0..16 {
-                p.sc[ib] = nib(b[lo + ib / 2], ib % 2) | ((b[hi + ib / 4] >> (2 * (ib % 4))) & 3) << 4;
-            }
-        }
-        Scales::Bytes { off, n } => p.sc[..n].copy_from_slice(&b[off..off + n]),
-    }
+    unpack_scales(l, b, &mut p.sc);
     for ib32 in 0..8 {
         let q = &mut p.q[32 * ib32..32 * ib32 + 32];
         match l.low {
@@ -169,6 +150,31 @@ pub fn unpack(l: &Layout, b: &[u8], p: &mut Parts) {
                 }
             }
         }
+    }
+}
+
+/// Reads the stored scale field of every sub-block of block `b` (as [`Scales`] describes it).
+#[inline(always)]
+pub fn unpack_scales(l: &Layout, b: &[u8], sc: &mut [u8; 16]) {
+    let nib = |byte: u8, h: usize| (byte >> (4 * h)) & 15;
+    match l.scales {
+        Scales::Nibbles { lo } => {
+            for ib in 0..16 {
+                sc[ib] = nib(b[lo + ib / 2], ib % 2);
+            }
+        }
+        Scales::NibblesSign { lo, sign } => {
+            let s = read_u16(b, sign);
+            for ib in 0..16 {
+                sc[ib] = nib(b[lo + ib / 2], ib % 2) | (((s >> ib) & 1) << 4) as u8;
+            }
+        }
+        Scales::NibblesHigh { lo, hi } => {
+            for ib in 0..16 {
+                sc[ib] = nib(b[lo + ib / 2], ib % 2) | ((b[hi + ib / 4] >> (2 * (ib % 4))) & 3) << 4;
+            }
+        }
+        Scales::Bytes { off, n } => sc[..n].copy_from_slice(&b[off..off + n]),
     }
 }
 
@@ -272,6 +278,14 @@ impl Format {
             Scales::NibblesHigh { .. } => f as i32 - 32,
             Scales::Bytes { .. } => f as i8 as i32,
         }
+    }
+
+    /// The 16 integer scales `L` of block `b` (its indices are not decoded).
+    #[inline(always)]
+    pub fn levels(&self, b: &[u8]) -> [i32; 16] {
+        let mut sc = [0u8; 16];
+        unpack_scales(&self.layout, b, &mut sc);
+        sc.map(|f| self.level(f))
     }
 
     /// The half of the grid sub-block `ib` uses.

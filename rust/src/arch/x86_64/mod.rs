@@ -48,6 +48,11 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 }
                 QType::IQ4KS => set!(k, avx2::iq4_ks_dequantize, avx2::iq4_ks_dot),
                 QType::IQ4KSS => set!(k, avx2::iq4_kss_dequantize, avx2::iq4_kss_dot),
+                QType::IQ2K if avx2::k::available() => set!(k, avx2::k::iq2_k_dequantize, avx2::k::iq2_k_dot),
+                QType::IQ3K if avx2::k::available() => set!(k, avx2::k::iq3_k_dequantize, avx2::k::iq3_k_dot),
+                QType::IQ4K if avx2::k::available() => set!(k, avx2::k::iq4_k_dequantize, avx2::k::iq4_k_dot),
+                QType::IQ5K if avx2::k::available() => set!(k, avx2::k::iq5_k_dequantize, avx2::k::iq5_k_dot),
+                QType::IQ6K if avx2::k::available() => set!(k, avx2::k::iq6_k_dequantize, avx2::k::iq6_k_dot),
                 _ => {}
             }
             if isa == Isa::Avx512 {
