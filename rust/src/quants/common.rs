@@ -29,6 +29,8 @@ pub struct Grid<const N: usize> {
     lut: [u8; 256],
     /// Midpoints between neighbours (`N - 1` of them; exact: the values are integers).
     mids: [f32; 128],
+    /// `values[k + 1] - values[k]`, the step at midpoint `k`.
+    steps: [f32; 128],
 }
 
 impl<const N: usize> Grid<N> {
@@ -53,12 +55,14 @@ impl<const N: usize> Grid<N> {
             k += 1;
         }
         let mut mids = [f32::INFINITY; 128];
+        let mut steps = [0f32; 128];
         let mut m = 0;
         while m + 1 < N {
             mids[m] = (table[m] as f32 + table[m + 1] as f32) * 0.5;
+            steps[m] = (table[m + 1] - table[m]) as f32;
             m += 1;
         }
-        Grid { values, lo, hi, lut, mids }
+        Grid { values, lo, hi, lut, mids, steps }
     }
 
     /// `best_index` of every element of `v` and of its negation, in a form compilers vectorize:
@@ -77,6 +81,22 @@ impl<const N: usize> Grid<N> {
         }
         *plus = cp;
         *minus = cm;
+    }
+
+    /// The grid value nearest to every element of `v` (ties up, ends clamp — the same rule as
+    /// [`Grid::best_index`]): `values[0]` plus the step of every midpoint `<= v`. The sums are of
+    /// small integers, exact in any order; being float adds, the compiler keeps them in order
+    /// and vectorizes across the elements (one compare, and, add per vector and midpoint).
+    #[inline(always)]
+    pub fn best_values<const M: usize>(&self, v: &[f32; M], out: &mut [f32; M]) {
+        let mut q = [self.values[0]; M];
+        for k in 0..N - 1 {
+            let (m, step) = (self.mids[k], self.steps[k]);
+            for j in 0..M {
+                q[j] += if v[j] >= m { step } else { 0.0 };
+            }
+        }
+        *out = q;
     }
 
     /// Index of the grid value nearest to `x`; an exact tie goes to the higher index; values
@@ -123,12 +143,14 @@ pub fn sanitize_imatrix(imatrix: &[f32], x: &[f32], block: usize, out: &mut [f32
     }
 }
 
-/// `k * Σx² / 256` over a super-block, summed in order with fused multiply-adds.
+/// `k · Σx² / 256` over a super-block, summed in order. The reference does not contract this
+/// sum into fused multiply-adds (measured: IQ2_K…IQ6_K, IQ4_KS match it byte for byte only so),
+/// while it does contract `s2 + x²` in the importance weights `qw·sqrt(s2 + x²)`.
 #[inline(always)]
 pub fn sigma2(xb: &[f32], k: f32) -> f32 {
     let mut s = 0f32;
     for &x in xb {
-        s = fmadd(x, x, s);
+        s += x * x;
     }
     s * (k / 256.0)
 }
@@ -145,6 +167,60 @@ pub fn signed_max(xb: &[f32]) -> (f32, f32) {
         }
     }
     (amax, max)
+}
+
+/// Integer levels in `[-nmax, nmax - 1]` for the values `x` under a common scale, weighted by
+/// `w` (the reference's `make_qx_quants`, FORMATS.md §9.1; IQ2_K and IQ2_KS quantize their
+/// sub-block scales with it). Tries `iscale = -(nmax + 0.1·is)/max` for `is = 0, -9..=9`, keeps
+/// the best least-squares fit (the first unconditionally, later ones by the strict test of
+/// [`Best`]), writes `l + nmax` per value to `levels` and returns the fitted scale (0 if `x` is
+/// all zero).
+#[inline(always)]
+pub fn make_qx_quants(nmax: i32, x: &[f32], w: &[f32], levels: &mut [u8]) -> f32 {
+    let (amax, max) = signed_max(x);
+    if amax == 0.0 {
+        levels.fill(0);
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    let (slx, sl2) = qx_sums(nmax, iscale, x, w);
+    qx_levels(nmax, iscale, x, levels);
+    let mut best = Best { d: if sl2 != 0.0 { slx / sl2 } else { 0.0 }, score: 0.0 };
+    best.score = best.d * slx;
+    for is in (-9..=9).filter(|&is| is != 0) {
+        let iscale = -fmadd(0.1, is as f32, nmax as f32) / max;
+        let (slx, sl2) = qx_sums(nmax, iscale, x, w);
+        if best.offer(slx, sl2) {
+            qx_levels(nmax, iscale, x, levels);
+        }
+    }
+    best.d
+}
+
+/// The level of `v` under `iscale` in `make_qx_quants`.
+#[inline(always)]
+fn qx_level(nmax: i32, iscale: f32, v: f32) -> i32 {
+    nearest_int(iscale * v).clamp(-nmax, nmax - 1)
+}
+
+/// `(Σ w·x·l, Σ w·l²)` of the levels under `iscale`.
+#[inline(always)]
+fn qx_sums(nmax: i32, iscale: f32, x: &[f32], w: &[f32]) -> (f32, f32) {
+    let (mut slx, mut sl2) = (0f32, 0f32);
+    for (&v, &wv) in x.iter().zip(w) {
+        let l = qx_level(nmax, iscale, v) as f32;
+        slx = fmadd(wv * v, l, slx);
+        sl2 = fmadd(wv * l, l, sl2);
+    }
+    (slx, sl2)
+}
+
+/// Stores `l + nmax` of every value under `iscale`.
+#[inline(always)]
+fn qx_levels(nmax: i32, iscale: f32, x: &[f32], levels: &mut [u8]) {
+    for (o, &v) in levels.iter_mut().zip(x) {
+        *o = (qx_level(nmax, iscale, v) + nmax) as u8;
+    }
 }
 
 /// Least-squares scale bookkeeping: a candidate with sums `Σwxq`, `Σwq²` beats the current
@@ -231,6 +307,21 @@ mod tests {
         }
         // exact midpoints go up
         assert_eq!(g.best_index((-123.0 + -100.0) / 2.0), 1);
+    }
+
+    #[test]
+    fn best_values_match_best_index() {
+        let g = Grid::<16>::new(&IQ4K_VALUES[16..]);
+        let mut x = -140.0f32;
+        while x < 140.0 {
+            let v: [f32; 8] = core::array::from_fn(|j| x + 0.0625 * j as f32);
+            let mut q = [0f32; 8];
+            g.best_values(&v, &mut q);
+            for j in 0..8 {
+                assert_eq!(q[j], g.values[g.best_index(v[j])], "x = {}", v[j]);
+            }
+            x += 0.5;
+        }
     }
 
     #[test]

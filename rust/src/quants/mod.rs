@@ -6,8 +6,10 @@
 //! operations in `ops` never branch on the type.
 
 pub mod common;
+pub mod k;
 pub mod ks;
 pub mod q8k;
+pub mod r4;
 
 use crate::registry::QType;
 
@@ -86,6 +88,12 @@ pub fn scalar_kernels(t: QType) -> Kernels {
         QType::Q8K => row_kernels!(q8k_quantize_weights, q8k::dequantize_row, q8k::vec_dot, q8k::decode_int),
         QType::IQ4KS => row_kernels!(ks::quantize_row_iq4_ks, ks::dequantize_row_iq4_ks, ks::vec_dot_iq4_ks_q8_k, ks::decode_int_iq4_ks),
         QType::IQ4KSS => row_kernels!(ks::quantize_row_iq4_kss, ks::dequantize_row_iq4_kss, ks::vec_dot_iq4_kss_q8_k, ks::decode_int_iq4_kss),
+        QType::IQ2K => row_kernels!(k::quantize_row_iq2_k, k::dequantize_row_iq2_k, k::vec_dot_iq2_k_q8_k, k::decode_int_iq2_k),
+        QType::IQ3K => row_kernels!(k::quantize_row_iq3_k, k::dequantize_row_iq3_k, k::vec_dot_iq3_k_q8_k, k::decode_int_iq3_k),
+        QType::IQ4K => row_kernels!(k::quantize_row_iq4_k, k::dequantize_row_iq4_k, k::vec_dot_iq4_k_q8_k, k::decode_int_iq4_k),
+        QType::IQ5K => row_kernels!(k::quantize_row_iq5_k, k::dequantize_row_iq5_k, k::vec_dot_iq5_k_q8_k, k::decode_int_iq5_k),
+        QType::IQ6K => row_kernels!(k::quantize_row_iq6_k, k::dequantize_row_iq6_k, k::vec_dot_iq6_k_q8_k, k::decode_int_iq6_k),
+        QType::IQ2KR4 | QType::IQ3KR4 | QType::IQ4KR4 | QType::IQ5KR4 | QType::IQ4KSR4 => r4::kernels(t).expect("every _R4 type has an entry in r4_types!"),
     }
 }
 
