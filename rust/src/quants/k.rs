@@ -837,7 +837,7 @@ fn iq2k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
         scales[ib] = s;
         p.extra |= (sh as u16) << ib;
     }
-    let mut levels = [0u8; 16];
+    let mut levels = [0i8; 16];
     let d = if signed_max_scale(&scales).0 == 0.0 { 0.0 } else { make_qx_quants(8, &scales, &sw, &mut levels) };
     if d == 0.0 {
         p.extra = 0;

@@ -8,6 +8,7 @@ use crate::registry::QType;
 
 mod avx2;
 mod avx512;
+mod rowscale;
 
 /// AVX2 and FMA are present.
 pub fn avx2_available() -> bool {
@@ -27,9 +28,14 @@ pub fn avx512_vnni_available() -> bool {
     avx512_available() && std::arch::is_x86_feature_detected!("avx512vnni")
 }
 
+/// AVX-512 VBMI (`vpermb`) is present as well (IQ2_KL's AVX-512 dot product uses it).
+pub fn avx512_vbmi_available() -> bool {
+    avx512_vnni_available() && std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
 /// Replaces the scalar decode/dot kernels of `t` by the ISA's where it has them. `isa` must be
 /// available on this CPU (the caller clamps it); the AVX-512 dot kernels additionally need
-/// VNNI and fall back to AVX2 without it.
+/// VNNI (and those of the row-scale types VBMI) and fall back to AVX2 without it.
 pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
     macro_rules! set {
         ($k:ident, $dq:path, $dot:path) => {{
@@ -53,6 +59,10 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 QType::IQ4K if avx2::k::available() => set!(k, avx2::k::iq4_k_dequantize, avx2::k::iq4_k_dot),
                 QType::IQ5K if avx2::k::available() => set!(k, avx2::k::iq5_k_dequantize, avx2::k::iq5_k_dot),
                 QType::IQ6K if avx2::k::available() => set!(k, avx2::k::iq6_k_dequantize, avx2::k::iq6_k_dot),
+                QType::IQ5KS => set!(k, rowscale::iq5_ks_dequantize_avx2, rowscale::iq5_ks_dot_avx2),
+                QType::IQ3KS => set!(k, rowscale::iq3_ks_dequantize_avx2, rowscale::iq3_ks_dot_avx2),
+                QType::IQ2KS => set!(k, rowscale::iq2_ks_dequantize_avx2, rowscale::iq2_ks_dot_avx2),
+                QType::IQ2KL => set!(k, rowscale::iq2_kl_dequantize_avx2, rowscale::iq2_kl_dot_avx2),
                 _ => {}
             }
             if isa == Isa::Avx512 {
@@ -68,6 +78,8 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                     QType::IQ4K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq4_k_dequantize(src, out),
                     QType::IQ5K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq5_k_dequantize(src, out),
                     QType::IQ6K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq6_k_dequantize(src, out),
+                        // the row-scale types keep their AVX2 decoders
+                    QType::IQ5KS | QType::IQ3KS | QType::IQ2KS | QType::IQ2KL => {}
                     _ => {}
                 }
                 if avx512_vnni_available() {
@@ -79,6 +91,15 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                         QType::IQ4K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq4_k_dot(src, y),
                         QType::IQ5K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq5_k_dot(src, y),
                         QType::IQ6K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq6_k_dot(src, y),
+                        _ => {}
+                    }
+                }
+                if avx512_vbmi_available() {
+                    match t {
+                        QType::IQ5KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq5_ks_dot_avx512(src, y),
+                        QType::IQ3KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq3_ks_dot_avx512(src, y),
+                        QType::IQ2KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq2_ks_dot_avx512(src, y),
+                        QType::IQ2KL => k.dot = |src, _cols, y, out| out[0] = rowscale::iq2_kl_dot_avx512(src, y),
                         _ => {}
                     }
                 }
