@@ -32,7 +32,11 @@ def read_case(d):
     }
     deq = "dequant_table.f32.bin" if (p / "dequant_table.f32.bin").exists() else "dequant.f32.bin"
     case["dequant"] = f32(deq).reshape(case["shape"])
-    if (p / "dot_exact.f64.bin").exists():
+    if (p / "dequant_table.f32.bin").exists():
+        # dot_exact.f64.bin is the dot of the reference's polynomial decode; iqrs decodes (and
+        # multiplies) with the table, so the exact dot is taken over the table decode (IQ6_K).
+        case["dot_exact"] = case["dequant"].astype(np.float64) @ q8k_values(case["y"])[0].astype(np.float64)
+    elif (p / "dot_exact.f64.bin").exists():
         case["dot_exact"] = np.fromfile(p / "dot_exact.f64.bin", dtype=np.float64)
     return case
 

@@ -165,3 +165,39 @@ def test_gil_is_released_during_quantize():
     finally:
         sys.setswitchinterval(old)
     assert ticks > 1000
+
+
+R4 = [t.name for t in iqrs.types() if t.rows_per_group == 4]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 6, 10])
+@pytest.mark.parametrize("name", R4)
+def test_r4_rows_not_a_multiple_of_4(name, rows):
+    msg = rf"type {name} interleaves 4 rows, but the number of rows \({rows}\) is not a positive multiple of 4"
+    with pytest.raises(ValueError, match=msg):
+        iqrs.quantize(good(rows, 512), name)
+    q = iqrs.quantize(good(rows, 512), name[: -len("_r4")])
+    with pytest.raises(ValueError, match=msg):
+        q.repack(name)
+    with pytest.raises(ValueError, match="rows a positive multiple of 4"):
+        iqrs.QTensor.from_bytes(q.to_bytes(), name, (rows, 512))
+
+
+def test_repack_only_between_a_type_and_its_r4_form():
+    q = iqrs.quantize(good(), "iq4_k")
+    for other in ("iq5_k_r4", "iq4_ks", "iq4_ks_r4", "q8_k"):
+        with pytest.raises(ValueError, match=rf"cannot repack iq4_k as {other}: .*iq4_k <-> iq4_k_r4"):
+            q.repack(other)
+    with pytest.raises(ValueError, match="cannot repack iq4_k_r4 as iq5_k"):
+        q.repack("iq4_k_r4").repack("iq5_k")
+    with pytest.raises(ValueError, match="unknown quantization type"):
+        q.repack("iq9_k_r4")
+    with pytest.raises(TypeError):
+        q.repack(139)
+
+
+def test_native_repack_checks_sizes():
+    from iqrs import _iqrs
+
+    with pytest.raises(ValueError, match="buffer size"):
+        _iqrs.repack(np.zeros(10, np.uint8), "iq4_k", "iq4_k_r4", 4, 512)

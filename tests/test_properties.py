@@ -11,6 +11,9 @@ from conftest import TYPES, q8k_values
 # Relative RMSE bound (error RMS / row RMS) per type on the distributions below.
 REL_BOUND = {"q8_k": 0.02, "iq4_ks": 0.2, "iq4_kss": 0.25, "iq2_k": 0.6, "iq3_k": 0.3, "iq4_k": 0.15, "iq5_k": 0.08,
              "iq6_k": 0.04, "iq2_ks": 0.65, "iq3_ks": 0.35, "iq5_ks": 0.1, "iq2_kl": 0.5}
+# An _r4 type has exactly its base type's error (its bytes are the base bytes interleaved).
+R4 = {t.name: t.name[: -len("_r4")] for t in iqrs.types() if t.rows_per_group == 4}
+REL_BOUND.update({r4: REL_BOUND[base] for r4, base in R4.items() if base in REL_BOUND})
 
 DISTS = ["gaussian", "heavy", "outliers", "zero", "constant", "tiny", "huge"]
 
@@ -110,3 +113,35 @@ def test_quantize_is_deterministic_and_chunking_invariant(name):
     assert full == parts
     iqrs.set_num_threads(1)
     assert iqrs.quantize(x, name).to_bytes() == full
+
+
+@common
+@given(name=st.sampled_from(sorted(R4)), shape=shapes, dist=st.sampled_from(DISTS), seed=st.integers(0, 2**32 - 1),
+       use_im=st.booleans())
+def test_r4_is_the_base_type_repacked(name, shape, dist, seed, use_im):
+    base = R4[name]
+    x = make(dist, *shape, seed)
+    im = np.exp(np.random.default_rng(seed + 1).standard_normal(shape[1])).astype(np.float32) if use_im else None
+    q = iqrs.quantize(x, base, imatrix=im)
+    r = q.repack(name)
+    assert (r.type, r.shape, r.nbytes) == (name, q.shape, q.nbytes)
+    assert r == iqrs.quantize(x, name, imatrix=im)
+    assert r.repack(base) == q
+    assert r.repack(name) == r
+    np.testing.assert_array_equal(r.dequantize().view(np.uint32), q.dequantize().view(np.uint32))
+    y = np.random.default_rng(seed + 2).standard_normal((shape[1], 3)).astype(np.float32)
+    np.testing.assert_array_equal((r @ y).view(np.uint32), (q @ y).view(np.uint32))
+
+
+@common
+@given(name=st.sampled_from(sorted(R4)), groups=st.integers(1, 5), blocks=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+def test_repack_round_trips_any_bytes(name, groups, blocks, seed):
+    """Every bit has one place in either layout, so any byte pattern survives both directions."""
+    base = R4[name]
+    shape = (4 * groups, 256 * blocks)
+    raw = np.random.default_rng(seed).integers(0, 256, shape[0] * iqrs.type_info(base).row_size(shape[1]), dtype=np.uint8)
+    q = iqrs.QTensor.from_bytes(raw, base, shape)
+    r = q.repack(name)
+    assert r.repack(base).to_bytes() == raw.tobytes()
+    assert iqrs.QTensor.from_bytes(r.to_bytes(), name, shape).repack(base) == q
+    assert r.to_bytes() != raw.tobytes()

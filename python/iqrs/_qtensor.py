@@ -220,6 +220,19 @@ class QTensor:
         _iqrs.dequantize_into(self._data, self._info.name, rows, cols, out)
         return out
 
+    def repack(self, type: str) -> "QTensor":
+        """The same tensor in another layout: a base type's ``_r4`` form (``"iq4_k"`` →
+        ``"iq4_k_r4"``) or back. A pure byte shuffle, exact both ways; ``_r4`` needs the number of
+        rows to be a multiple of 4.
+
+        Raises:
+            ValueError: the types are not a type and its ``_r4`` form, or the rows do not fit.
+        """
+        info = type_info(type)
+        rows, cols = self._shape
+        data = _iqrs.repack(self._data, self._info.name, info.name, rows, cols)
+        return QTensor._wrap(data, info, self._shape)
+
     def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray:
         out = self.dequantize()
         return out if dtype is None else out.astype(dtype)

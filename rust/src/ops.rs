@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use crate::arch;
 use crate::error::{IqError, Result};
+use crate::quants::r4;
 use crate::registry::{QType, QK_K};
 use crate::threads;
 
@@ -82,6 +83,34 @@ pub fn dequantize_into(t: QType, data: &[u8], cols: usize, out: &mut [f32]) {
     let g = t.info().rows_per_group;
     let k = arch::kernels(t);
     for_each_chunk(data, g * t.row_size(cols), out, g * cols, out.len(), |src, o| (k.dequantize)(src, cols, o));
+}
+
+/// Converts a tensor between a type and its row-interleaved `_R4` form, in either direction: a
+/// pure byte shuffle, exact both ways (FORMATS.md §8). Converting to the same type copies.
+pub fn repack(from: QType, to: QType, data: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    check_data(from, data, rows, cols)?;
+    if from == to {
+        return Ok(data.to_vec());
+    }
+    let (spec, forward) = match (r4::spec_of(to), r4::spec_of(from)) {
+        (Some(s), _) if s.base == from => (s, true),
+        (_, Some(s)) if s.base == to => (s, false),
+        _ => {
+            let pairs = r4::SPECS.iter().map(|s| format!("{} <-> {}", s.base, s.r4)).collect::<Vec<_>>().join(", ");
+            return Err(IqError::Invalid(format!("cannot repack {from} as {to}: repack converts between a type and its _r4 form ({pairs})")));
+        }
+    };
+    to.check_shape("tensor shape", rows, cols)?;
+    let group = 4 * from.row_size(cols);
+    let mut out = vec![0u8; data.len()];
+    for_each_chunk(data, group, &mut out, group, data.len(), |src, o| {
+        if forward {
+            r4::interleave(spec, cols, src, o)
+        } else {
+            r4::deinterleave(spec, cols, src, o)
+        }
+    });
+    Ok(out)
 }
 
 /// Quantizes activation vectors to Q8_K: `x` holds `n` vectors of `cols` values back to back.

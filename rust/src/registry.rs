@@ -16,6 +16,26 @@ pub enum QType {
     IQ4KS,
     /// IQ4_KSS: exactly 4.0 bpw; IQ4_KS with even-parity index groups packed into 15 bits.
     IQ4KSS,
+    /// IQ2_K: 2.375 bpw, 2-bit non-linear grid, f16 block scale, 4-bit scale + shift per 16 weights.
+    IQ2K,
+    /// IQ3_K: 3.4375 bpw, 3-bit grid, odd 5-bit signed scale + shift per 16 weights.
+    IQ3K,
+    /// IQ4_K: 4.5 bpw, 4-bit grid, 6-bit scale + shift per 16 weights.
+    IQ4K,
+    /// IQ5_K: 5.5 bpw, 5-bit grid, 6-bit scale + shift per 16 weights.
+    IQ5K,
+    /// IQ6_K: 6.625 bpw, 6-bit grid, 8-bit scale + shift per 16 weights.
+    IQ6K,
+    /// IQ2_K_R4: IQ2_K with 4 rows interleaved.
+    IQ2KR4,
+    /// IQ3_K_R4: IQ3_K with 4 rows interleaved.
+    IQ3KR4,
+    /// IQ4_K_R4: IQ4_K with 4 rows interleaved.
+    IQ4KR4,
+    /// IQ5_K_R4: IQ5_K with 4 rows interleaved.
+    IQ5KR4,
+    /// IQ4_KS_R4: IQ4_KS with 4 rows interleaved (the 4 row scales at the head of each group).
+    IQ4KSR4,
     /// IQ5_KS: 5.25 bpw, non-linear 5-bit grid, f32 row scale, 7+1-bit scale/shift per 32 weights.
     IQ5KS,
     /// IQ3_KS: 3.1875 bpw, non-linear 3-bit grid, f16 row scale, 5-bit scale + shift per 32 weights.
@@ -45,7 +65,25 @@ pub struct TypeInfo {
 
 impl QType {
     /// Every registered type, in the order `iqrs.types()` lists them.
-    pub const ALL: &'static [QType] = &[QType::Q8K, QType::IQ4KS, QType::IQ4KSS, QType::IQ5KS, QType::IQ3KS, QType::IQ2KS, QType::IQ2KL];
+    pub const ALL: &'static [QType] = &[
+        QType::Q8K,
+        QType::IQ2K,
+        QType::IQ3K,
+        QType::IQ4K,
+        QType::IQ5K,
+        QType::IQ6K,
+        QType::IQ4KS,
+        QType::IQ4KSS,
+        QType::IQ2KS,
+        QType::IQ3KS,
+        QType::IQ5KS,
+        QType::IQ2KL,
+        QType::IQ2KR4,
+        QType::IQ3KR4,
+        QType::IQ4KR4,
+        QType::IQ5KR4,
+        QType::IQ4KSR4,
+    ];
 
     /// The static facts of this type.
     pub const fn info(self) -> &'static TypeInfo {
@@ -53,6 +91,16 @@ impl QType {
             QType::Q8K => &TypeInfo { name: "q8_k", ggml_id: 15, block_size: QK_K, block_bytes: 296, row_meta_bytes: 0, rows_per_group: 1 },
             QType::IQ4KS => &TypeInfo { name: "iq4_ks", ggml_id: 144, block_size: QK_K, block_bytes: 136, row_meta_bytes: 4, rows_per_group: 1 },
             QType::IQ4KSS => &TypeInfo { name: "iq4_kss", ggml_id: 146, block_size: QK_K, block_bytes: 128, row_meta_bytes: 4, rows_per_group: 1 },
+            QType::IQ2K => &TypeInfo { name: "iq2_k", ggml_id: 137, block_size: QK_K, block_bytes: 76, row_meta_bytes: 0, rows_per_group: 1 },
+            QType::IQ3K => &TypeInfo { name: "iq3_k", ggml_id: 138, block_size: QK_K, block_bytes: 110, row_meta_bytes: 0, rows_per_group: 1 },
+            QType::IQ4K => &TypeInfo { name: "iq4_k", ggml_id: 139, block_size: QK_K, block_bytes: 144, row_meta_bytes: 0, rows_per_group: 1 },
+            QType::IQ5K => &TypeInfo { name: "iq5_k", ggml_id: 140, block_size: QK_K, block_bytes: 176, row_meta_bytes: 0, rows_per_group: 1 },
+            QType::IQ6K => &TypeInfo { name: "iq6_k", ggml_id: 141, block_size: QK_K, block_bytes: 212, row_meta_bytes: 0, rows_per_group: 1 },
+            QType::IQ2KR4 => &TypeInfo { name: "iq2_k_r4", ggml_id: 337, block_size: QK_K, block_bytes: 76, row_meta_bytes: 0, rows_per_group: 4 },
+            QType::IQ3KR4 => &TypeInfo { name: "iq3_k_r4", ggml_id: 338, block_size: QK_K, block_bytes: 110, row_meta_bytes: 0, rows_per_group: 4 },
+            QType::IQ4KR4 => &TypeInfo { name: "iq4_k_r4", ggml_id: 339, block_size: QK_K, block_bytes: 144, row_meta_bytes: 0, rows_per_group: 4 },
+            QType::IQ5KR4 => &TypeInfo { name: "iq5_k_r4", ggml_id: 340, block_size: QK_K, block_bytes: 176, row_meta_bytes: 0, rows_per_group: 4 },
+            QType::IQ4KSR4 => &TypeInfo { name: "iq4_ks_r4", ggml_id: 344, block_size: QK_K, block_bytes: 136, row_meta_bytes: 4, rows_per_group: 4 },
             QType::IQ5KS => &TypeInfo { name: "iq5_ks", ggml_id: 152, block_size: QK_K, block_bytes: 168, row_meta_bytes: 4, rows_per_group: 1 },
             QType::IQ3KS => &TypeInfo { name: "iq3_ks", ggml_id: 156, block_size: QK_K, block_bytes: 102, row_meta_bytes: 2, rows_per_group: 1 },
             QType::IQ2KS => &TypeInfo { name: "iq2_ks", ggml_id: 145, block_size: QK_K, block_bytes: 70, row_meta_bytes: 2, rows_per_group: 1 },

@@ -104,6 +104,15 @@ fn dequantize_into<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, qtype_
     })
 }
 
+/// Converts a tensor's bytes between a type and its `_r4` form (either direction, byte-exact).
+#[pyfunction]
+fn repack<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, from_name: &str, to_name: &str, rows: usize, cols: usize) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let (from, to) = (qtype(from_name)?, qtype(to_name)?);
+    let d = data.as_slice().map_err(|_| PyValueError::new_err("data must be contiguous"))?;
+    let out = detached(py, || ops::repack(from, to, d, rows, cols))?;
+    Ok(out.into_pyarray(py))
+}
+
 /// `W @ xᵀ`: `x` is `(n, cols)` float32 (n activation vectors), the result `(rows, n)`.
 #[pyfunction]
 fn matmul<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, qtype_name: &str, rows: usize, cols: usize, x: PyReadonlyArray2<'py, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
@@ -168,6 +177,7 @@ fn _iqrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dequantize, m)?)?;
     m.add_function(wrap_pyfunction!(dequantize_into, m)?)?;
     m.add_function(wrap_pyfunction!(matmul, m)?)?;
+    m.add_function(wrap_pyfunction!(repack, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_isa, m)?)?;

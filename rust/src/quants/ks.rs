@@ -59,7 +59,7 @@ fn block_weights(xb: &[f32], qw: Option<&[f32]>, s2: f32, w: &mut [f32; 32]) {
     match qw {
         Some(qw) => {
             for j in 0..32 {
-                w[j] = qw[j] * (s2 + xb[j] * xb[j]).sqrt();
+                w[j] = qw[j] * fmadd(xb[j], xb[j], s2).sqrt();
             }
         }
         None => {

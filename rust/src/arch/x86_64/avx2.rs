@@ -8,6 +8,8 @@
 
 use std::arch::x86_64::*;
 
+pub mod k;
+
 use crate::quants::common::read_f32;
 use crate::quants::ks::{IQ4KSS_BLOCK, IQ4KS_BLOCK, ROW_META};
 use crate::quants::q8k;

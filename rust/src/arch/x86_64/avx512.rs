@@ -11,6 +11,8 @@
 
 use std::arch::x86_64::*;
 
+pub mod k;
+
 use crate::gemm::{PackedCols, PackedRows, TILE_ROWS};
 use crate::quants::common::read_f32;
 use crate::quants::ks::{IQ4KSS_BLOCK, IQ4KS_BLOCK, ROW_META};

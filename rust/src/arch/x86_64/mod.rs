@@ -54,10 +54,16 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 }
                 QType::IQ4KS => set!(k, avx2::iq4_ks_dequantize, avx2::iq4_ks_dot),
                 QType::IQ4KSS => set!(k, avx2::iq4_kss_dequantize, avx2::iq4_kss_dot),
+                QType::IQ2K if avx2::k::available() => set!(k, avx2::k::iq2_k_dequantize, avx2::k::iq2_k_dot),
+                QType::IQ3K if avx2::k::available() => set!(k, avx2::k::iq3_k_dequantize, avx2::k::iq3_k_dot),
+                QType::IQ4K if avx2::k::available() => set!(k, avx2::k::iq4_k_dequantize, avx2::k::iq4_k_dot),
+                QType::IQ5K if avx2::k::available() => set!(k, avx2::k::iq5_k_dequantize, avx2::k::iq5_k_dot),
+                QType::IQ6K if avx2::k::available() => set!(k, avx2::k::iq6_k_dequantize, avx2::k::iq6_k_dot),
                 QType::IQ5KS => set!(k, rowscale::iq5_ks_dequantize_avx2, rowscale::iq5_ks_dot_avx2),
                 QType::IQ3KS => set!(k, rowscale::iq3_ks_dequantize_avx2, rowscale::iq3_ks_dot_avx2),
                 QType::IQ2KS => set!(k, rowscale::iq2_ks_dequantize_avx2, rowscale::iq2_ks_dot_avx2),
                 QType::IQ2KL => set!(k, rowscale::iq2_kl_dequantize_avx2, rowscale::iq2_kl_dot_avx2),
+                _ => {}
             }
             if isa == Isa::Avx512 {
                 match t {
@@ -67,13 +73,24 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                     }
                     QType::IQ4KS => k.dequantize = |src, _cols, out| avx512::iq4_ks_dequantize(src, out),
                     QType::IQ4KSS => k.dequantize = |src, _cols, out| avx512::iq4_kss_dequantize(src, out),
-                    // the row-scale types keep their AVX2 decoders
+                    QType::IQ2K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq2_k_dequantize(src, out),
+                    QType::IQ3K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq3_k_dequantize(src, out),
+                    QType::IQ4K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq4_k_dequantize(src, out),
+                    QType::IQ5K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq5_k_dequantize(src, out),
+                    QType::IQ6K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq6_k_dequantize(src, out),
+                        // the row-scale types keep their AVX2 decoders
                     QType::IQ5KS | QType::IQ3KS | QType::IQ2KS | QType::IQ2KL => {}
+                    _ => {}
                 }
                 if avx512_vnni_available() {
                     match t {
                         QType::IQ4KS => k.dot = |src, _cols, y, out| out[0] = avx512::iq4_ks_dot(src, y),
                         QType::IQ4KSS => k.dot = |src, _cols, y, out| out[0] = avx512::iq4_kss_dot(src, y),
+                        QType::IQ2K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq2_k_dot(src, y),
+                        QType::IQ3K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq3_k_dot(src, y),
+                        QType::IQ4K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq4_k_dot(src, y),
+                        QType::IQ5K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq5_k_dot(src, y),
+                        QType::IQ6K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq6_k_dot(src, y),
                         _ => {}
                     }
                 }
