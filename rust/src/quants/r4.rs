@@ -37,6 +37,7 @@
 use super::k::{pack, unpack, High, Layout, Low, Parts, Scales};
 use super::{q8k, scalar_kernels, IntBlock, Kernels};
 use crate::registry::{QType, QK_K};
+use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES};
 
 /// Where an R4 block keeps the sub-block scales of its 4 rows.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +77,8 @@ pub struct R4Spec {
     pub base: QType,
     /// The base type's block layout.
     pub layout: Layout,
+    /// The base type's grid: plain half, then shifted half (= plain + a constant).
+    pub values: &'static [i8],
     pub scales: R4Scales,
     pub quants: R4Quants,
 }
@@ -113,6 +116,7 @@ r4_types! {
         r4: QType::IQ2KR4,
         base: QType::IQ2K,
         layout: super::k::IQ2K.layout,
+        values: &IQ2NL_VALUES,
         scales: R4Scales::Nibbles(R4High::None),
         quants: R4Quants::Crumbs { high: false },
     },
@@ -120,6 +124,7 @@ r4_types! {
         r4: QType::IQ3KR4,
         base: QType::IQ3K,
         layout: super::k::IQ3K.layout,
+        values: &IQ3NL_VALUES,
         scales: R4Scales::Nibbles(R4High::Sign),
         quants: R4Quants::Crumbs { high: true },
     },
@@ -127,6 +132,7 @@ r4_types! {
         r4: QType::IQ4KR4,
         base: QType::IQ4K,
         layout: super::k::IQ4K.layout,
+        values: &IQ4K_VALUES,
         scales: R4Scales::Nibbles(R4High::Two),
         quants: R4Quants::Nibbles { high: false },
     },
@@ -134,12 +140,14 @@ r4_types! {
         r4: QType::IQ5KR4,
         base: QType::IQ5K,
         layout: super::k::IQ5K.layout,
+        values: &IQ5NL_VALUES,
         scales: R4Scales::Nibbles(R4High::Two),
         quants: R4Quants::Nibbles { high: true },
     },
     IQ4_KS_R4: R4Spec {
         r4: QType::IQ4KSR4,
         base: QType::IQ4KS,
+        values: &IQ4K_VALUES,
         layout: Layout { bytes: 136, head: false, scales: Scales::Bytes { off: 0, n: 8 }, low: Low::NibblesSplit { qs: 8 }, high: High::None },
         scales: R4Scales::Bytes,
         quants: R4Quants::Nibbles { high: false },
@@ -163,7 +171,7 @@ const QS4: [usize; 4] = [0, 16, 4, 20];
 
 impl R4Spec {
     /// Offset of `scales_l` (IQ*_K_R4).
-    const fn scales_l(&self) -> usize {
+    pub const fn scales_l(&self) -> usize {
         match self.scales {
             R4Scales::Nibbles(R4High::None) => 16,
             R4Scales::Nibbles(R4High::Sign) => 24,
@@ -173,7 +181,7 @@ impl R4Spec {
     }
 
     /// Offset of `qs`.
-    const fn qs(&self) -> usize {
+    pub const fn qs(&self) -> usize {
         match self.scales {
             R4Scales::Nibbles(_) => self.scales_l() + 32,
             R4Scales::Bytes => 32,
@@ -181,7 +189,7 @@ impl R4Spec {
     }
 
     /// Offset of `qh` (where there is one).
-    const fn qh(&self) -> usize {
+    pub const fn qh(&self) -> usize {
         self.qs()
             + match self.quants {
                 R4Quants::Crumbs { .. } => 256,
@@ -315,8 +323,13 @@ impl R4Spec {
         }
     }
 
+    /// The constant by which the shifted half of the grid exceeds the plain half.
+    pub fn shift_delta(&self) -> i8 {
+        self.values[self.values.len() / 2] - self.values[0]
+    }
+
     /// Bytes of row metadata per row (the base type's).
-    fn meta(&self) -> usize {
+    pub fn meta(&self) -> usize {
         self.base.info().row_meta_bytes
     }
 }
@@ -444,6 +457,21 @@ mod tests {
                 _ => s.qh(),
             };
             assert_eq!(end, s.block_bytes(), "{}", s.r4);
+        }
+    }
+
+    #[test]
+    fn shifted_grids_are_the_plain_grid_plus_a_constant() {
+        for s in SPECS {
+            let h = s.values.len() / 2;
+            for i in 0..h {
+                assert_eq!(s.values[h + i] - s.values[i], s.shift_delta(), "{} entry {i}", s.r4);
+            }
+            let bits = match s.quants {
+                R4Quants::Crumbs { high } => 2 + high as u32,
+                R4Quants::Nibbles { high } => 4 + high as u32,
+            };
+            assert_eq!(s.values.len(), 2 << bits, "{}", s.r4);
         }
     }
 

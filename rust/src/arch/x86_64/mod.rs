@@ -68,6 +68,11 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                     QType::IQ4K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq4_k_dequantize(src, out),
                     QType::IQ5K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq5_k_dequantize(src, out),
                     QType::IQ6K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq6_k_dequantize(src, out),
+                    QType::IQ2KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq2_k_r4_dequantize,
+                    QType::IQ3KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq3_k_r4_dequantize,
+                    QType::IQ4KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq4_k_r4_dequantize,
+                    QType::IQ5KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq5_k_r4_dequantize,
+                    QType::IQ4KSR4 if avx2::k::available() => k.dequantize = avx512::r4::iq4_ks_r4_dequantize,
                     _ => {}
                 }
                 if avx512_vnni_available() {
@@ -79,6 +84,11 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                         QType::IQ4K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq4_k_dot(src, y),
                         QType::IQ5K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq5_k_dot(src, y),
                         QType::IQ6K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq6_k_dot(src, y),
+                        QType::IQ2KR4 if avx2::k::available() => k.dot = avx512::r4::iq2_k_r4_dot,
+                        QType::IQ3KR4 if avx2::k::available() => k.dot = avx512::r4::iq3_k_r4_dot,
+                        QType::IQ4KR4 if avx2::k::available() => k.dot = avx512::r4::iq4_k_r4_dot,
+                        QType::IQ5KR4 if avx2::k::available() => k.dot = avx512::r4::iq5_k_r4_dot,
+                        QType::IQ4KSR4 if avx2::k::available() => k.dot = avx512::r4::iq4_ks_r4_dot,
                         _ => {}
                     }
                 }
