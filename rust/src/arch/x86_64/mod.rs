@@ -53,6 +53,11 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 QType::IQ4K if avx2::k::available() => set!(k, avx2::k::iq4_k_dequantize, avx2::k::iq4_k_dot),
                 QType::IQ5K if avx2::k::available() => set!(k, avx2::k::iq5_k_dequantize, avx2::k::iq5_k_dot),
                 QType::IQ6K if avx2::k::available() => set!(k, avx2::k::iq6_k_dequantize, avx2::k::iq6_k_dot),
+                QType::IQ2KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq2_k_r4_dequantize, avx2::r4::iq2_k_r4_dot),
+                QType::IQ3KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq3_k_r4_dequantize, avx2::r4::iq3_k_r4_dot),
+                QType::IQ4KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq4_k_r4_dequantize, avx2::r4::iq4_k_r4_dot),
+                QType::IQ5KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq5_k_r4_dequantize, avx2::r4::iq5_k_r4_dot),
+                QType::IQ4KSR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq4_ks_r4_dequantize, avx2::r4::iq4_ks_r4_dot),
                 _ => {}
             }
             if isa == Isa::Avx512 {
