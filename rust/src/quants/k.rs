@@ -249,6 +249,25 @@ pub fn pack(l: &Layout, p: &Parts, b: &mut [u8]) {
     }
 }
 
+/// The integer scale `L` of a stored scale field of an IQ*_K layout (`Bytes`: IQ6_K's signed
+/// byte).
+#[inline(always)]
+pub fn level(scales: &Scales, f: u8) -> i32 {
+    match scales {
+        Scales::Nibbles { .. } => f as i32 - 8,
+        Scales::NibblesSign { .. } => {
+            let m = 2 * (f & 15) as i32 + 1;
+            if f & 16 != 0 {
+                -m
+            } else {
+                m
+            }
+        }
+        Scales::NibblesHigh { .. } => f as i32 - 32,
+        Scales::Bytes { .. } => f as i8 as i32,
+    }
+}
+
 /// One IQ*_K type: its layout and its grid (plain half, then shifted half).
 pub struct Format {
     pub layout: Layout,
@@ -265,19 +284,7 @@ impl Format {
     /// The integer scale `L` of a stored scale field.
     #[inline(always)]
     fn level(&self, f: u8) -> i32 {
-        match self.layout.scales {
-            Scales::Nibbles { .. } => f as i32 - 8,
-            Scales::NibblesSign { .. } => {
-                let m = 2 * (f & 15) as i32 + 1;
-                if f & 16 != 0 {
-                    -m
-                } else {
-                    m
-                }
-            }
-            Scales::NibblesHigh { .. } => f as i32 - 32,
-            Scales::Bytes { .. } => f as i8 as i32,
-        }
+        level(&self.layout.scales, f)
     }
 
     /// The 16 integer scales `L` of block `b` (its indices are not decoded).

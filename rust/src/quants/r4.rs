@@ -416,18 +416,37 @@ fn dot_group(spec: &R4Spec, src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) 
     out[..4].copy_from_slice(&acc);
 }
 
-/// Integer form of super-block `block` of row `row` of a group: the base type's, of the base
-/// block taken out of the R4 block.
+/// Integer form of super-block `block` of row `row` of a group, read straight from the R4 block:
+/// what the base type's `decode_int` gives for that row's block.
 fn decode_int(spec: &R4Spec, src: &[u8], cols: usize, row: usize, block: usize, out: &mut IntBlock) {
+    debug_assert!(block < cols / QK_K, "r4::decode_int: block {block} beyond the row");
     let (rm, bb) = (spec.meta(), spec.layout.bytes);
-    let mut one = [0u8; 4 + 256];
-    let one = &mut one[..rm + bb];
-    one[..rm].copy_from_slice(&src[rm * row..rm * (row + 1)]);
     let mut p = Parts::default();
     spec.get(&src[4 * rm + 4 * bb * block..], row, &mut p);
-    pack(&spec.layout, &p, &mut one[rm..]);
-    debug_assert!(block < cols / QK_K, "r4::decode_int: block {block} beyond the row");
-    (scalar_kernels(spec.base).decode_int)(one, QK_K, 0, 0, out);
+    let half = spec.values.len() / 2;
+    // per 16-weight half: (L, table offset)
+    let mut subs = [(0i32, 0usize); 16];
+    match spec.scales {
+        R4Scales::Nibbles(_) => {
+            out.d = half::f16::from_bits(p.d).to_f32();
+            for (ib, sub) in subs.iter_mut().enumerate() {
+                *sub = (super::k::level(&spec.layout.scales, p.sc[ib]), half * ((p.extra >> ib) & 1) as usize);
+            }
+        }
+        R4Scales::Bytes => {
+            out.d = super::common::read_f32(src, 4 * row);
+            for (ib, sub) in subs.iter_mut().enumerate() {
+                let byte = p.sc[ib / 2];
+                *sub = ((byte & 0xFE) as i32 - 127, half * (byte & 1) as usize);
+            }
+        }
+    }
+    for (ib, &(l, off)) in subs.iter().enumerate() {
+        out.scales[ib] = l as i16;
+        for j in 0..16 {
+            out.values[16 * ib + j] = spec.values[off + p.q[16 * ib + j] as usize];
+        }
+    }
 }
 
 #[cfg(test)]
@@ -500,6 +519,32 @@ mod tests {
             assert_eq!(r, ops::quantize(s.r4, &x[..4 * 512], 4, 512, None).unwrap(), "{}", s.r4);
             assert_eq!(ops::repack(s.r4, s.base, &r, 4, 512).unwrap(), q4, "{}", s.r4);
             assert_eq!(ops::dequantize(s.r4, &r, 4, 512).unwrap(), ops::dequantize(s.base, q4, 4, 512).unwrap());
+        }
+    }
+
+    #[test]
+    fn integer_form_is_the_base_types() {
+        for s in SPECS {
+            let cols = 512;
+            let mut base = noise(4 * s.base.row_size(cols), 99 + s.r4.info().ggml_id as u64);
+            if s.meta() > 0 {
+                for r in 0..4 {
+                    let o = r * s.base.row_size(cols);
+                    base[o..o + 4].copy_from_slice(&(0.25f32 + r as f32).to_le_bytes());
+                }
+            }
+            let mut r4 = vec![0u8; base.len()];
+            interleave(s, cols, &base, &mut r4);
+            let (kb, kr) = (scalar_kernels(s.base), kernels(s.r4).unwrap());
+            for row in 0..4 {
+                for block in 0..cols / QK_K {
+                    let (mut want, mut got) = (IntBlock::default(), IntBlock::default());
+                    let rs = s.base.row_size(cols);
+                    (kb.decode_int)(&base[rs * row..rs * (row + 1)], cols, 0, block, &mut want);
+                    (kr.decode_int)(&r4, cols, row, block, &mut got);
+                    assert_eq!((got.d.to_bits(), got.scales, got.values), (want.d.to_bits(), want.scales, want.values), "{} row {row} block {block}", s.r4);
+                }
+            }
         }
     }
 
