@@ -15,24 +15,33 @@ Every format is bit-compatible with ik_llama.cpp: ``q.to_bytes()`` is exactly wh
 stores for the tensor, and bytes written by ik_llama.cpp decode to exactly its floats.
 :mod:`iqrs.gguf` reads and writes whole GGUF models, :mod:`iqrs.imatrix` importance matrices;
 the ``iqrs`` command quantizes models (``iqrs quantize --help``).
+
+On NVIDIA GPUs (PyTorch tensors): ``q.cuda()``, :func:`iqrs.linear`, ``iqrs.nn.Linear`` — see
+:mod:`iqrs.cuda`.
 """
 
 from __future__ import annotations
 
-from . import _iqrs
+from typing import Any
+
+from . import _iqrs, cuda
 from ._qtensor import QTensor, TypeInfo, quantize, type_info, types
 from . import gguf, imatrix  # noqa: E402  (GGUF files and importance matrices; need the above)
+from .cuda import CudaQTensor, linear
 
 __version__: str = _iqrs.__version__
 
 __all__ = [
+    "CudaQTensor",
     "QTensor",
     "TypeInfo",
     "available_isas",
+    "cuda",
     "get_isa",
     "gguf",
     "imatrix",
     "get_num_threads",
+    "linear",
     "quantize",
     "set_isa",
     "set_num_threads",
@@ -40,6 +49,15 @@ __all__ = [
     "types",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # iqrs.nn needs PyTorch: imported on first use, so `import iqrs` does not.
+    if name == "nn":
+        import importlib
+
+        return importlib.import_module(".nn", __name__)
+    raise AttributeError(f"module 'iqrs' has no attribute {name!r}")
 
 
 def get_num_threads() -> int:

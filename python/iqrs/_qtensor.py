@@ -274,6 +274,13 @@ class QTensor:
             return torch.from_numpy(np.ascontiguousarray(out))
         return out
 
+    def cuda(self, device: Any = 0) -> Any:
+        """Copy to a GPU: an :class:`iqrs.cuda.CudaQTensor` on ``device`` (an index, ``"cuda:N"``
+        or a ``torch.device``) for :func:`iqrs.linear` and GPU dequantization. Needs PyTorch."""
+        from .cuda import CudaQTensor
+
+        return CudaQTensor.from_qtensor(self, device)
+
     def __len__(self) -> int:
         return self._shape[0]
 

@@ -1,5 +1,6 @@
 //! The error type of the core. Every user mistake is a value of [`IqError`], never a panic; the
-//! Python binding maps each variant to a `ValueError`/`TypeError` with the same message.
+//! Python binding maps each variant to a `ValueError` (bad input) or a `RuntimeError` (the GPU
+//! side: no CUDA, a failed driver call) with the same message.
 
 use thiserror::Error;
 
@@ -27,6 +28,15 @@ pub enum IqError {
     /// Anything else the caller got wrong, with a message.
     #[error("{0}")]
     Invalid(String),
+    /// A GPU operation in a build without the `cuda` feature.
+    #[error("this build of iqrs has no CUDA support: rebuild with the `cuda` feature (scripts/setup.sh does, with nvcc from PyPI)")]
+    CudaNotCompiled,
+    /// No usable GPU: no driver library, no device, or a device that cannot run the kernels.
+    #[error("CUDA is not available: {0}")]
+    CudaUnavailable(String),
+    /// A CUDA driver or cuBLAS call failed.
+    #[error("CUDA error in {what}: {msg}")]
+    Cuda { what: &'static str, msg: String },
 }
 
 /// Result alias of the crate.

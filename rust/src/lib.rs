@@ -7,7 +7,9 @@
 //! * [`quants`] — scalar reference code, one module per format family;
 //! * [`arch`] — SIMD kernels chosen once at run time, each tested against the scalar code;
 //! * [`gemm`] — the matrix multiply shared by every type (weights decoded to int8 tiles);
-//! * [`ops`] — whole-tensor operations (quantize, dequantize, mat-vec, mat-mat) over threads.
+//! * [`ops`] — whole-tensor operations (quantize, dequantize, mat-vec, mat-mat) over threads;
+//! * [`cuda`] — the same on NVIDIA GPUs (the `cuda` feature; without it, the API answers
+//!   [`IqError::CudaNotCompiled`]).
 //!
 //! ```
 //! use iqrs::{ops, QType};
@@ -19,6 +21,11 @@
 //! ```
 
 pub mod arch;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+#[cfg(not(feature = "cuda"))]
+#[path = "cuda_dummy.rs"]
+pub mod cuda;
 pub mod error;
 pub mod gemm;
 pub mod ops;

@@ -2,7 +2,8 @@
 //!
 //! Every function has the same shape: parse arguments, borrow numpy buffers (zero copy), release
 //! the GIL and call the core (catching any panic so none crosses into Python), hand the result
-//! back as a numpy array that owns the Rust allocation. Core errors map to `ValueError`.
+//! back as a numpy array that owns the Rust allocation. Core errors map to `ValueError`, the
+//! GPU side's (no CUDA, a failed driver call) to `RuntimeError`. The GPU functions are in `cuda.rs`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -10,12 +11,17 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, P
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+mod cuda;
+
 use crate::arch::{self, Isa};
 use crate::error::IqError;
 use crate::{ops, threads, QType};
 
 fn to_py(e: IqError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    match e {
+        IqError::CudaNotCompiled | IqError::CudaUnavailable(_) | IqError::Cuda { .. } => PyRuntimeError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
 }
 
 /// Runs `f` without the GIL; a Rust panic becomes a RuntimeError instead of unwinding into Python.
@@ -178,5 +184,6 @@ fn _iqrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_isa, m)?)?;
     m.add_function(wrap_pyfunction!(available_isas, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    cuda::register(m)?;
     Ok(())
 }

@@ -13,6 +13,14 @@ pub fn nearest_int(x: f32) -> i32 {
     ((v.to_bits() & 0x007f_ffff) as i32) - 0x0040_0000
 }
 
+/// `nearest_int(a * b)` as the reference computes it: its inlined `a*b + 12582912` is contracted
+/// to one fused multiply-add, so the product is not rounded on its own.
+#[inline(always)]
+pub fn nearest_int_mul(a: f32, b: f32) -> i32 {
+    let v = fmadd(a, b, 12582912.0f32);
+    ((v.to_bits() & 0x007f_ffff) as i32) - 0x0040_0000
+}
+
 /// `a * b + c` with one rounding.
 #[inline(always)]
 pub fn fmadd(a: f32, b: f32, c: f32) -> f32 {
@@ -98,6 +106,18 @@ impl<const N: usize> Grid<N> {
         }
         *out = q;
     }
+    /// `best_index` of every element of `v`, vectorizable (see [`Grid::best_indices_pm`]).
+    #[inline(always)]
+    pub fn best_indices<const M: usize>(&self, v: &[f32; M], out: &mut [u8; M]) {
+        let mut c = [0u8; M];
+        for k in 0..N - 1 {
+            let m = self.mids[k];
+            for j in 0..M {
+                c[j] += (v[j] >= m) as u8;
+            }
+        }
+        *out = c;
+    }
 
     /// Index of the grid value nearest to `x`; an exact tie goes to the higher index; values
     /// beyond either end clamp to it (FORMATS.md §1 `best_index`).
@@ -155,6 +175,14 @@ pub fn sigma2(xb: &[f32], k: f32) -> f32 {
     s * (k / 256.0)
 }
 
+/// `k * Σx² / 256` over a super-block the way gcc compiles the loop of the row-scale quantizers
+/// (IQ5_KS, IQ3_KS, IQ2_KS, IQ2_KL): the squares are computed (vectorized) and rounded on
+/// their own, then added in order — no fused multiply-add.
+#[inline(always)]
+pub fn sigma2_rounded_squares(xb: &[f32], k: f32) -> f32 {
+    xb.iter().fold(0f32, |s, &x| s + x * x) * (k / 256.0)
+}
+
 /// The signed value with the largest magnitude (first one on ties) and that magnitude.
 #[inline(always)]
 pub fn signed_max(xb: &[f32]) -> (f32, f32) {
@@ -167,60 +195,6 @@ pub fn signed_max(xb: &[f32]) -> (f32, f32) {
         }
     }
     (amax, max)
-}
-
-/// Integer levels in `[-nmax, nmax - 1]` for the values `x` under a common scale, weighted by
-/// `w` (the reference's `make_qx_quants`, FORMATS.md §9.1; IQ2_K and IQ2_KS quantize their
-/// sub-block scales with it). Tries `iscale = -(nmax + 0.1·is)/max` for `is = 0, -9..=9`, keeps
-/// the best least-squares fit (the first unconditionally, later ones by the strict test of
-/// [`Best`]), writes `l + nmax` per value to `levels` and returns the fitted scale (0 if `x` is
-/// all zero).
-#[inline(always)]
-pub fn make_qx_quants(nmax: i32, x: &[f32], w: &[f32], levels: &mut [u8]) -> f32 {
-    let (amax, max) = signed_max(x);
-    if amax == 0.0 {
-        levels.fill(0);
-        return 0.0;
-    }
-    let iscale = -(nmax as f32) / max;
-    let (slx, sl2) = qx_sums(nmax, iscale, x, w);
-    qx_levels(nmax, iscale, x, levels);
-    let mut best = Best { d: if sl2 != 0.0 { slx / sl2 } else { 0.0 }, score: 0.0 };
-    best.score = best.d * slx;
-    for is in (-9..=9).filter(|&is| is != 0) {
-        let iscale = -fmadd(0.1, is as f32, nmax as f32) / max;
-        let (slx, sl2) = qx_sums(nmax, iscale, x, w);
-        if best.offer(slx, sl2) {
-            qx_levels(nmax, iscale, x, levels);
-        }
-    }
-    best.d
-}
-
-/// The level of `v` under `iscale` in `make_qx_quants`.
-#[inline(always)]
-fn qx_level(nmax: i32, iscale: f32, v: f32) -> i32 {
-    nearest_int(iscale * v).clamp(-nmax, nmax - 1)
-}
-
-/// `(Σ w·x·l, Σ w·l²)` of the levels under `iscale`.
-#[inline(always)]
-fn qx_sums(nmax: i32, iscale: f32, x: &[f32], w: &[f32]) -> (f32, f32) {
-    let (mut slx, mut sl2) = (0f32, 0f32);
-    for (&v, &wv) in x.iter().zip(w) {
-        let l = qx_level(nmax, iscale, v) as f32;
-        slx = fmadd(wv * v, l, slx);
-        sl2 = fmadd(wv * l, l, sl2);
-    }
-    (slx, sl2)
-}
-
-/// Stores `l + nmax` of every value under `iscale`.
-#[inline(always)]
-fn qx_levels(nmax: i32, iscale: f32, x: &[f32], levels: &mut [u8]) {
-    for (o, &v) in levels.iter_mut().zip(x) {
-        *o = (qx_level(nmax, iscale, v) + nmax) as u8;
-    }
 }
 
 /// Least-squares scale bookkeeping: a candidate with sums `Σwxq`, `Σwq²` beats the current
@@ -242,6 +216,169 @@ impl Best {
             false
         }
     }
+}
+
+/// The per-weight importance a quantizer uses where no imatrix is given (FORMATS.md §9.1 table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultWeight {
+    /// `x²` (IQ4_KS, IQ5_KS, IQ3_KS).
+    Square,
+    /// `0.25·s2 + x²` (IQ2_KS).
+    QuarterSigmaPlusSquare,
+    /// `|x|` (IQ2_KL).
+    Abs,
+}
+
+/// Per-weight importance of a sub-block (§9.1): `qw·sqrt(s2 + x²)` with an imatrix (the
+/// reference's `s2 + x²` is contracted to one fused multiply-add), else the type's default.
+#[inline(always)]
+pub fn importance(xb: &[f32], qw: Option<&[f32]>, s2: f32, default: DefaultWeight, w: &mut [f32]) {
+    match (qw, default) {
+        (Some(qw), _) => {
+            for ((w, &x), &q) in w.iter_mut().zip(xb).zip(qw) {
+                *w = q * fmadd(x, x, s2).sqrt();
+            }
+        }
+        (None, DefaultWeight::Square) => {
+            for (w, &x) in w.iter_mut().zip(xb) {
+                *w = x * x;
+            }
+        }
+        (None, DefaultWeight::QuarterSigmaPlusSquare) => {
+            for (w, &x) in w.iter_mut().zip(xb) {
+                *w = fmadd(x, x, 0.25 * s2);
+            }
+        }
+        (None, DefaultWeight::Abs) => {
+            for (w, &x) in w.iter_mut().zip(xb) {
+                *w = x.abs();
+            }
+        }
+    }
+}
+
+/// Sanitizes the imatrix for one row in `block`-column groups (§9.1) and hands the row's
+/// weights to `f` (`None` without an imatrix).
+pub fn with_sanitized_imatrix<R>(x: &[f32], imatrix: Option<&[f32]>, block: usize, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
+    match imatrix {
+        Some(im) => {
+            let mut qw = vec![0f32; x.len()];
+            sanitize_imatrix(im, x, block, &mut qw);
+            f(Some(&qw))
+        }
+        None => f(None),
+    }
+}
+
+/// For the inverse scale `id`, the least-squares sums `(Σwxq, Σwq²)` of the nearest grid
+/// values of `id·x` ("plus") and of `-id·x` ("minus"): `(qx+, q2+, qx-, q2-)`.
+#[inline(always)]
+fn pm_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &[f32], w: &[f32; 32]) -> (f32, f32, f32, f32) {
+    let mut al = [0f32; 32];
+    for j in 0..32 {
+        al[j] = id * xb[j];
+    }
+    let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
+    g.best_indices_pm(&al, &mut ip, &mut im);
+    let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
+    for j in 0..32 {
+        let q = g.values[ip[j] as usize % N];
+        qxp = fmadd(w[j] * q, xb[j], qxp);
+        q2p = fmadd(w[j] * q, q, q2p);
+        let q = g.values[im[j] as usize % N];
+        qxm = fmadd(w[j] * q, xb[j], qxm);
+        q2m = fmadd(w[j] * q, q, q2m);
+    }
+    (qxp, q2p, qxm, q2m)
+}
+
+/// The "ntry" search of a 32-weight sub-block's float scale and grid half (§9.1, no re-fit):
+/// a start at `d = max/start` on the plain half (the reference's `-max/T[0]` is `start = -T[0]`),
+/// then inverse scales `(itry·step + T[0]) / max`, `itry = -ntry..=ntry`, on the plain and on
+/// the shifted half; both signs each time. Returns `(scale, shifted)`; scale 0 for an
+/// all-(near-)zero sub-block.
+#[inline(always)]
+pub fn shift_search<const N: usize>(
+    xb: &[f32],
+    w: &[f32; 32],
+    plain: &Grid<N>,
+    shifted: &Grid<N>,
+    start: f32,
+    ntry: i32,
+    step: f32,
+) -> (f32, bool) {
+    let (amax, max) = signed_max(xb);
+    if amax < 1e-16 {
+        return (0.0, false);
+    }
+    let (qxp, q2p, qxm, q2m) = pm_sums(plain, 1.0 / (max / start), xb, w);
+    let mut best = Best { d: 0.0, score: 0.0 };
+    if q2p > 0.0 {
+        best.d = qxp / q2p;
+        best.score = best.d * qxp;
+    }
+    best.offer(qxm, q2m);
+    let mut is_shifted = false;
+    for itry in -ntry..=ntry {
+        for (g, sh) in [(plain, false), (shifted, true)] {
+            let (qxp, q2p, qxm, q2m) = pm_sums(g, fmadd(itry as f32, step, g.values[0]) / max, xb, w);
+            if best.offer(qxp, q2p) {
+                is_shifted = sh;
+            }
+            if best.offer(qxm, q2m) {
+                is_shifted = sh;
+            }
+        }
+    }
+    (best.d, is_shifted)
+}
+
+/// One candidate of [`make_qx_quants`]: the level of `v` at inverse scale `iscale`.
+#[inline(always)]
+fn qx_level(iscale: f32, v: f32, nmax: i32) -> i32 {
+    nearest_int_mul(iscale, v).clamp(-nmax, nmax - 1)
+}
+
+/// `(Σ w·x·l, Σ w·l²)` of the levels at inverse scale `iscale`.
+#[inline(always)]
+fn qx_sums(iscale: f32, x: &[f32], w: &[f32], nmax: i32) -> (f32, f32) {
+    let (mut slx, mut sl2) = (0f32, 0f32);
+    for (&v, &wi) in x.iter().zip(w) {
+        let l = qx_level(iscale, v, nmax) as f32;
+        slx = fmadd(wi * v, l, slx);
+        sl2 = fmadd(wi * l, l, sl2);
+    }
+    (slx, sl2)
+}
+
+/// `make_qx_quants` (§9.1): a least-squares scale `d` and integer levels `L_i ∈ [0, 2·nmax)` for
+/// the values `x` with weights `w` (level `l = L_i - nmax`, value `d·l`). Tries the inverse
+/// scales `-(nmax + 0.1·is)/max` for `is = 0, -9..=9`; returns 0 (all levels 0) for all-zero `x`.
+#[inline(always)]
+pub fn make_qx_quants(nmax: i32, x: &[f32], w: &[f32], levels: &mut [i8]) -> f32 {
+    let (amax, max) = signed_max(x);
+    if amax == 0.0 {
+        levels.fill(0);
+        return 0.0;
+    }
+    let mut best_iscale = -(nmax as f32) / max;
+    let (slx, sl2) = qx_sums(best_iscale, x, w, nmax);
+    let d = if sl2 != 0.0 { slx / sl2 } else { 0.0 };
+    let mut best = Best { d, score: d * slx };
+    for is in -9..=9 {
+        if is == 0 {
+            continue;
+        }
+        let iscale = -fmadd(0.1, is as f32, nmax as f32) / max;
+        let (slx, sl2) = qx_sums(iscale, x, w, nmax);
+        if best.offer(slx, sl2) {
+            best_iscale = iscale;
+        }
+    }
+    for (l, &v) in levels.iter_mut().zip(x) {
+        *l = (qx_level(best_iscale, v, nmax) + nmax) as i8;
+    }
+    best.d
 }
 
 /// Reads a little-endian f32 at `off`.
@@ -322,6 +459,23 @@ mod tests {
             }
             x += 0.5;
         }
+    }
+
+    #[test]
+    fn make_qx_quants_recovers_an_exact_grid() {
+        // values on the grid d·l, l in [-16, 15], with the largest magnitude at l = -16
+        let d = 0.037f32;
+        let ls: Vec<i32> = (0..40).map(|i| (i * 7 % 32) - 16).collect();
+        let x: Vec<f32> = ls.iter().map(|&l| d * l as f32).collect();
+        let w = vec![1f32; x.len()];
+        let mut levels = vec![0i8; x.len()];
+        let got = make_qx_quants(16, &x, &w, &mut levels);
+        assert!((got - d).abs() <= 1e-6 * d, "{got} vs {d}");
+        for (&l, &lv) in ls.iter().zip(&levels) {
+            assert_eq!(lv as i32, l + 16);
+        }
+        assert_eq!(make_qx_quants(16, &[0.0; 8], &[1.0; 8], &mut levels[..8]), 0.0);
+        assert!(levels[..8].iter().all(|&l| l == 0));
     }
 
     #[test]

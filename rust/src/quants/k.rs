@@ -27,7 +27,7 @@
 
 use half::f16;
 
-use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
+use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, nearest_int_mul, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
 use super::{q8k, IntBlock};
 use crate::registry::QK_K;
 use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES, IQ6NL_VALUES};
@@ -643,7 +643,7 @@ fn iq4k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut sums = (0f32, 0f32);
     for ib in 0..16 {
-        let l = nearest_int(id * scales[ib]).clamp(-32, 31);
+        let l = nearest_int_mul(id, scales[ib]).clamp(-32, 31);
         p.sc[ib] = (l + 32) as u8;
         let g = grids[((p.extra >> ib) & 1) as usize];
         assign(g, sub(xbl, ib), sub(&w, ib), d, l, true, &mut p.q[16 * ib..16 * ib + 16], &mut sums);
@@ -674,7 +674,7 @@ fn iq56k_block<const N: usize>(grids: [&Grid<N>; 2], div: f32, range: (i32, i32)
     let id = 1.0 / d;
     let mut sums = (0f32, 0f32);
     for ib in 0..16 {
-        let l = nearest_int(id * scales[ib]).clamp(range.0, range.1);
+        let l = nearest_int_mul(id, scales[ib]).clamp(range.0, range.1);
         p.sc[ib] = (l + bias) as u8;
         let g = grids[((p.extra >> ib) & 1) as usize];
         assign(g, sub(xbl, ib), sub(&w, ib), d, l, false, &mut p.q[16 * ib..16 * ib + 16], &mut sums);
@@ -844,7 +844,7 @@ fn iq2k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
         scales[ib] = s;
         p.extra |= (sh as u16) << ib;
     }
-    let mut levels = [0u8; 16];
+    let mut levels = [0i8; 16];
     let d = if signed_max_scale(&scales).0 == 0.0 { 0.0 } else { make_qx_quants(8, &scales, &sw, &mut levels) };
     if d == 0.0 {
         p.extra = 0;
@@ -853,7 +853,7 @@ fn iq2k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
     let id = 1.0 / d;
     let mut sums = (0f32, 0f32);
     for ib in 0..16 {
-        let l = nearest_int(id * scales[ib]).clamp(-8, 7);
+        let l = nearest_int_mul(id, scales[ib]).clamp(-8, 7);
         p.sc[ib] = (l + 8) as u8;
         let g = grids[((p.extra >> ib) & 1) as usize];
         assign(g, sub(xbl, ib), sub(&w, ib), d, l, false, &mut p.q[16 * ib..16 * ib + 16], &mut sums);

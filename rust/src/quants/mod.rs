@@ -7,6 +7,10 @@
 
 pub mod common;
 pub mod k;
+pub mod iq2_kl;
+pub mod iq2_ks;
+pub mod iq3_ks;
+pub mod iq5_ks;
 pub mod ks;
 pub mod q8k;
 pub mod r4;
@@ -94,6 +98,10 @@ pub fn scalar_kernels(t: QType) -> Kernels {
         QType::IQ5K => row_kernels!(k::quantize_row_iq5_k, k::dequantize_row_iq5_k, k::vec_dot_iq5_k_q8_k, k::decode_int_iq5_k),
         QType::IQ6K => row_kernels!(k::quantize_row_iq6_k, k::dequantize_row_iq6_k, k::vec_dot_iq6_k_q8_k, k::decode_int_iq6_k),
         QType::IQ2KR4 | QType::IQ3KR4 | QType::IQ4KR4 | QType::IQ5KR4 | QType::IQ4KSR4 => r4::kernels(t).expect("every _R4 type has an entry in r4_types!"),
+        QType::IQ5KS => row_kernels!(iq5_ks::quantize_row, iq5_ks::dequantize_row, iq5_ks::vec_dot_q8_k, iq5_ks::decode_int),
+        QType::IQ3KS => row_kernels!(iq3_ks::quantize_row, iq3_ks::dequantize_row, iq3_ks::vec_dot_q8_k, iq3_ks::decode_int),
+        QType::IQ2KS => row_kernels!(iq2_ks::quantize_row, iq2_ks::dequantize_row, iq2_ks::vec_dot_q8_k, iq2_ks::decode_int),
+        QType::IQ2KL => row_kernels!(iq2_kl::quantize_row, iq2_kl::dequantize_row, iq2_kl::vec_dot_q8_k, iq2_kl::decode_int),
     }
 }
 
@@ -101,3 +109,62 @@ pub fn scalar_kernels(t: QType) -> Kernels {
 fn q8k_quantize_weights(x: &[f32], _imatrix: Option<&[f32]>, out: &mut [u8]) {
     q8k::quantize_row(x, out)
 }
+
+/// Checks shared by the unit tests of the format modules.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::{q8k, scalar_kernels};
+    use crate::registry::QType;
+
+    /// Deterministic test rows: gaussian-like values with a few ×8 outliers, one all-zero
+    /// 32-block, and an imatrix in (0.25, 4).
+    pub fn rows(rows: usize, cols: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let mut u = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f32 / (1u64 << 53) as f32
+        };
+        let mut x: Vec<f32> = (0..rows * cols).map(|_| (u() + u() + u() - 1.5) * if u() < 0.01 { 8.0 } else { 1.0 } * 0.05).collect();
+        x[32..64].fill(0.0);
+        let im = (0..cols).map(|_| 0.25 + 3.75 * u()).collect();
+        (x, im)
+    }
+
+    /// Quantizes test rows (with and without imatrix), then checks that the scalar dot product
+    /// equals `Σ dequant(w)·Q8_K(y)` in f64 within 1e-5 of `Σ|w·y|`, that an all-zero row
+    /// decodes to zeros, and returns the row bytes for further checks.
+    pub fn check_dot_and_zero_row(t: QType) {
+        let cols = 1024;
+        let k = scalar_kernels(t);
+        let (x, im) = rows(4, cols, 7);
+        let (y, _) = rows(1, cols, 8);
+        let mut yq = vec![0u8; QType::Q8K.row_size(cols)];
+        q8k::quantize_row(&y, &mut yq);
+        let mut yd = vec![0f32; cols];
+        q8k::dequantize_row(&yq, &mut yd);
+        let rs = t.row_size(cols);
+        for imatrix in [None, Some(&im[..])] {
+            for xr in x.chunks(cols) {
+                let mut q = vec![0u8; rs];
+                (k.quantize)(xr, cols, imatrix, &mut q);
+                let mut w = vec![0f32; cols];
+                (k.dequantize)(&q, cols, &mut w);
+                let exact: f64 = w.iter().zip(&yd).map(|(&a, &b)| a as f64 * b as f64).sum();
+                let scale: f64 = w.iter().zip(&yd).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+                let mut dot = [0f32];
+                (k.dot)(&q, cols, &yq, &mut dot);
+                assert!((dot[0] as f64 - exact).abs() <= 1e-5 * scale, "{t}: {} vs {exact}", dot[0]);
+                assert!(scale > 0.0);
+            }
+        }
+        let zero = vec![0f32; cols];
+        let mut q = vec![0xAAu8; rs];
+        (k.quantize)(&zero, cols, Some(&im), &mut q);
+        let mut w = vec![1f32; cols];
+        (k.dequantize)(&q, cols, &mut w);
+        assert!(w.iter().all(|&v| v == 0.0), "{t}: an all-zero row must decode to zeros");
+    }
+}
+

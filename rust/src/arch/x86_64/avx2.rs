@@ -19,7 +19,7 @@ use crate::tables::IQ4K_VALUES;
 
 /// Horizontal sum of eight i32 lanes.
 #[inline(always)]
-unsafe fn hsum_i32(v: __m256i) -> i32 {
+pub(super) unsafe fn hsum_i32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
@@ -43,26 +43,26 @@ unsafe fn iq4_values(packed: __m128i, table: __m256i) -> __m256i {
 
 /// `Σ t·y` of 32 signed bytes each, as eight i32 lanes multiplied by `scale`; exact.
 #[inline(always)]
-unsafe fn scaled_dot32(t: __m256i, y: __m256i, scale: i32) -> __m256i {
+pub(super) unsafe fn scaled_dot32(t: __m256i, y: __m256i, scale: i32) -> __m256i {
     let pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(y), _mm256_sign_epi8(t, y));
     _mm256_madd_epi16(pairs, _mm256_set1_epi16(scale as i16))
 }
 
 /// 16 bytes of a slice at `off` (bounds-checked).
 #[inline(always)]
-unsafe fn load16(b: &[u8], off: usize) -> __m128i {
+pub(super) unsafe fn load16(b: &[u8], off: usize) -> __m128i {
     _mm_loadu_si128(b[off..off + 16].as_ptr().cast())
 }
 
 /// 32 bytes of a slice at `off` (bounds-checked).
 #[inline(always)]
-unsafe fn load32(b: &[u8], off: usize) -> __m256i {
+pub(super) unsafe fn load32(b: &[u8], off: usize) -> __m256i {
     _mm256_loadu_si256(b[off..off + 32].as_ptr().cast())
 }
 
 /// Writes `d · v` for 32 signed bytes `v` to `out[..32]`.
 #[inline(always)]
-unsafe fn store_scaled32(v: __m256i, d: f32, out: &mut [f32]) {
+pub(super) unsafe fn store_scaled32(v: __m256i, d: f32, out: &mut [f32]) {
     let out = &mut out[..32];
     let dv = _mm256_set1_ps(d);
     let lo = _mm256_castsi256_si128(v);

@@ -72,7 +72,7 @@ unsafe fn load32(b: &[u8], off: usize) -> __m256i {
 }
 
 #[inline(always)]
-unsafe fn load64(b: &[u8], off: usize) -> __m512i {
+pub(super) unsafe fn load64(b: &[u8], off: usize) -> __m512i {
     _mm512_loadu_si512(b[off..off + 64].as_ptr().cast())
 }
 

@@ -8,6 +8,7 @@ use crate::registry::QType;
 
 mod avx2;
 mod avx512;
+mod rowscale;
 
 /// AVX2 and FMA are present.
 pub fn avx2_available() -> bool {
@@ -27,9 +28,14 @@ pub fn avx512_vnni_available() -> bool {
     avx512_available() && std::arch::is_x86_feature_detected!("avx512vnni")
 }
 
+/// AVX-512 VBMI (`vpermb`) is present as well (IQ2_KL's AVX-512 dot product uses it).
+pub fn avx512_vbmi_available() -> bool {
+    avx512_vnni_available() && std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
 /// Replaces the scalar decode/dot kernels of `t` by the ISA's where it has them. `isa` must be
 /// available on this CPU (the caller clamps it); the AVX-512 dot kernels additionally need
-/// VNNI and fall back to AVX2 without it.
+/// VNNI (and those of the row-scale types VBMI) and fall back to AVX2 without it.
 pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
     macro_rules! set {
         ($k:ident, $dq:path, $dot:path) => {{
@@ -58,6 +64,10 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 QType::IQ4KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq4_k_r4_dequantize, avx2::r4::iq4_k_r4_dot),
                 QType::IQ5KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq5_k_r4_dequantize, avx2::r4::iq5_k_r4_dot),
                 QType::IQ4KSR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq4_ks_r4_dequantize, avx2::r4::iq4_ks_r4_dot),
+                QType::IQ5KS => set!(k, rowscale::iq5_ks_dequantize_avx2, rowscale::iq5_ks_dot_avx2),
+                QType::IQ3KS => set!(k, rowscale::iq3_ks_dequantize_avx2, rowscale::iq3_ks_dot_avx2),
+                QType::IQ2KS => set!(k, rowscale::iq2_ks_dequantize_avx2, rowscale::iq2_ks_dot_avx2),
+                QType::IQ2KL => set!(k, rowscale::iq2_kl_dequantize_avx2, rowscale::iq2_kl_dot_avx2),
                 _ => {}
             }
             if isa == Isa::Avx512 {
@@ -78,6 +88,8 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                     QType::IQ4KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq4_k_r4_dequantize,
                     QType::IQ5KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq5_k_r4_dequantize,
                     QType::IQ4KSR4 if avx2::k::available() => k.dequantize = avx512::r4::iq4_ks_r4_dequantize,
+                    // the row-scale types keep their AVX2 decoders
+                    QType::IQ5KS | QType::IQ3KS | QType::IQ2KS | QType::IQ2KL => {}
                     _ => {}
                 }
                 if avx512_vnni_available() {
@@ -94,6 +106,15 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                         QType::IQ4KR4 if avx2::k::available() => k.dot = avx512::r4::iq4_k_r4_dot,
                         QType::IQ5KR4 if avx2::k::available() => k.dot = avx512::r4::iq5_k_r4_dot,
                         QType::IQ4KSR4 if avx2::k::available() => k.dot = avx512::r4::iq4_ks_r4_dot,
+                        _ => {}
+                    }
+                }
+                if avx512_vbmi_available() {
+                    match t {
+                        QType::IQ5KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq5_ks_dot_avx512(src, y),
+                        QType::IQ3KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq3_ks_dot_avx512(src, y),
+                        QType::IQ2KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq2_ks_dot_avx512(src, y),
+                        QType::IQ2KL => k.dot = |src, _cols, y, out| out[0] = rowscale::iq2_kl_dot_avx512(src, y),
                         _ => {}
                     }
                 }

@@ -1,0 +1,25 @@
+// Kernels on activations, shared by every type: Q8_1 quantization for the mat-vec kernels and
+// element-type conversion for the cuBLAS path.
+#include "common.cuh"
+
+/// Quantizes `n` values (a multiple of 32; f32, f16 or bf16 by `dtype`) in blocks of 32:
+/// `d = amax / 127`, `q = round_half_even(x · (127 / amax))` — the CPU's Q8_K convention on
+/// 32-value blocks. One thread per value, one warp per block.
+extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n,
+                                                                      int8_t* __restrict__ q, float* __restrict__ d) {
+    const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n) return;  // n is a multiple of 32: whole warps return
+    const float v = iqrs::load_elem(x, dtype, i);
+    const float amax = iqrs::warp_max(fabsf(v));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    q[i] = int8_t(__float2int_rn(v * id));
+    if ((threadIdx.x & 31) == 0) d[i / 32] = amax / 127.0f;
+}
+
+/// Converts `n` elements from `src_dtype` to `dst_dtype` (round to nearest-even).
+extern "C" __global__ void __launch_bounds__(256) iqrs_convert(const void* __restrict__ x, int src_dtype, void* __restrict__ y, int dst_dtype,
+                                                                unsigned long long n) {
+    for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+        iqrs::store_elem(y, dst_dtype, i, iqrs::load_elem(x, src_dtype, i));
+    }
+}

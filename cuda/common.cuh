@@ -1,0 +1,108 @@
+// Shared device code of every format family: the `Unit` every type decodes to, byte-level
+// helpers, and the element types the kernels read and write.
+//
+// A *unit* is 32 consecutive weights of one row — the granularity of the Q8_1 activation blocks.
+// Every type provides `static Unit unit(const uint8_t* group, int r, int u)`: the decoded weights
+// of unit `u` of row `r` of a row group (see kernels.cuh). Weight `4k + j` of a unit is
+// `d[k / 4] * (int8_t) byte j of q[k]`, so the generic kernels dequantize with two f32
+// multiplies (the CPU's operation order, hence bit-exact) and dot with `dp4a`.
+#pragma once
+
+#include <cstdint>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace iqrs {
+
+/// Weights per unit (one Q8_1 activation block).
+constexpr int UNIT = 32;
+
+/// 32 decoded weights: weight `4k + j` = `d[k / 4] * (int8) byte j of q[k]`.
+struct Unit {
+    int q[8];
+    float d[2];
+};
+
+/// Element types of activations and outputs (the same codes as `cuda::Dtype` on the Rust side).
+enum Dtype : int { F32 = 0, F16 = 1, BF16 = 2 };
+
+/// Packs four int8 values into a word, first value in the low byte.
+__host__ __device__ constexpr uint32_t pack4(int a, int b, int c, int d) {
+    return uint32_t(uint8_t(a)) | uint32_t(uint8_t(b)) << 8 | uint32_t(uint8_t(c)) << 16 | uint32_t(uint8_t(d)) << 24;
+}
+
+/// A read-only 4-byte load through the non-coherent cache; `p` must be 4-byte aligned.
+__device__ __forceinline__ uint32_t ld_u32(const uint8_t* p) {
+    return __ldg(reinterpret_cast<const uint32_t*>(p));
+}
+
+/// A read-only f32 load; `p` must be 4-byte aligned.
+__device__ __forceinline__ float ld_f32(const uint8_t* p) {
+    return __ldg(reinterpret_cast<const float*>(p));
+}
+
+/// `prmt.b32` (byte permute) without the `& 0x7777` that `__byte_perm` adds: callers pass
+/// selectors whose nibbles are below 8.
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+    uint32_t r;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+    return r;
+}
+
+/// Looks up the eight 4-bit indices held in the nibbles of `q` in a 16-entry int8 table (`t[i/4]`
+/// byte `i%4` is entry `i`). `lo` gets the values of the low nibbles of q's bytes 0..3, `hi` those
+/// of the high nibbles (byte n of each for byte n of q).
+__device__ __forceinline__ void lookup16(uint32_t q, const uint32_t (&t)[4], int& lo, int& hi) {
+    const uint32_t qm = q & 0x77777777u;
+    // Byte n of the blend takes the upper half of the table when bit 3 of nibble n is set.
+    const uint32_t blend = 0x32103210u | ((q >> 1) & 0x44444444u);
+    const uint32_t v0 = prmt(prmt(t[0], t[1], qm), prmt(t[2], t[3], qm), blend);                   // nibbles 0..3
+    const uint32_t v1 = prmt(prmt(t[0], t[1], qm >> 16), prmt(t[2], t[3], qm >> 16), blend >> 16); // nibbles 4..7
+    lo = int(prmt(v0, v1, 0x6420));
+    hi = int(prmt(v0, v1, 0x7531));
+}
+
+/// `float(v)` for |v| < 2^22 without the conversion unit: adding v to the bits of 1.5·2^23
+/// lands exactly on 1.5·2^23 + v (one unit per last place at that exponent).
+__device__ __forceinline__ float small_int_to_float(int v) {
+    return __int_as_float(0x4B400000 + v) - 12582912.0f;
+}
+
+/// Value `i` (0..31, a compile-time constant after unrolling) of a unit as f32.
+__device__ __forceinline__ float unit_value(const Unit& x, int i) {
+    return x.d[i / 16] * float(int8_t(x.q[i / 4] >> (8 * (i % 4))));
+}
+
+/// Sum over the 32 lanes of a warp.
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/// Maximum over the 32 lanes of a warp.
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/// Element `i` of an array of element type `dtype`, as f32 (exact for every type).
+__device__ __forceinline__ float load_elem(const void* p, int dtype, size_t i) {
+    switch (dtype) {
+        case F16: return __half2float(static_cast<const __half*>(p)[i]);
+        case BF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+        default: return static_cast<const float*>(p)[i];
+    }
+}
+
+/// Stores `v` rounded to nearest-even into element `i` of an array of element type `dtype`.
+__device__ __forceinline__ void store_elem(void* p, int dtype, size_t i, float v) {
+    switch (dtype) {
+        case F16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
+        case BF16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v); break;
+        default: static_cast<float*>(p)[i] = v;
+    }
+}
+
+}  // namespace iqrs

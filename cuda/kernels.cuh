@@ -1,0 +1,170 @@
+// The generic kernels, written once over a type's `unit()` decoder, and the macro that gives a
+// type its `extern "C"` entry points. A type `T` provides:
+//
+//   static constexpr int ROWS_PER_GROUP;   // 4 for _R4 types, else 1
+//   static constexpr bool SPLIT_SCALE;     // true if the two 16-weight halves of a unit have
+//                                          // different scales (d[0] != d[1])
+//   static __device__ Unit unit(const uint8_t* group, int r, int u);
+//                                          // unit u (32 weights) of row r of a row group
+//
+// and its family's .cu file says `IQRS_TYPE_KERNELS(name, T)` once. Tensors are ggml's layout:
+// row groups of `ROWS_PER_GROUP * row_bytes` bytes back to back.
+#pragma once
+
+#include "common.cuh"
+
+namespace iqrs {
+
+/// Threads per block of the dequantize kernels (one unit each).
+constexpr int DEQUANT_THREADS = 256;
+/// Warps per block of the mat-vec kernels.
+constexpr int MMV_WARPS = 4;
+
+/// Rows each mat-vec warp handles for `nc` activation vectors. With several vectors the
+/// activations, not the weights, dominate the traffic to L1/L2 if they are read once per row;
+/// a warp that takes R rows reads them once per R rows (and holds them in registers).
+__host__ __device__ constexpr int mmv_rows_per_warp(int nc) { return nc == 1 ? 1 : nc <= 3 ? 2 : 4; }
+
+template <class T>
+__device__ __forceinline__ const uint8_t* group_of(const uint8_t* w, size_t row_bytes, int row) {
+    return w + size_t(row / T::ROWS_PER_GROUP) * T::ROWS_PER_GROUP * row_bytes;
+}
+
+/// Packs two f32 (rounded to nearest-even) into the bits of two 16-bit floats.
+__device__ __forceinline__ uint32_t pack2(float a, float b, __half*) {
+    const __half2 h = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&h);
+}
+__device__ __forceinline__ uint32_t pack2(float a, float b, __nv_bfloat16*) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+/// 16-byte chunk `j` of a unit's values: 4 f32 or 8 f16/bf16.
+__device__ __forceinline__ uint4 unit_chunk(const Unit& x, int j, float*) {
+    const int i = 4 * j;
+    return make_uint4(__float_as_uint(unit_value(x, i)), __float_as_uint(unit_value(x, i + 1)), __float_as_uint(unit_value(x, i + 2)),
+                      __float_as_uint(unit_value(x, i + 3)));
+}
+template <class H>
+__device__ __forceinline__ uint4 unit_chunk(const Unit& x, int j, H* tag) {
+    const int i = 8 * j;
+    return make_uint4(pack2(unit_value(x, i), unit_value(x, i + 1), tag), pack2(unit_value(x, i + 2), unit_value(x, i + 3), tag),
+                      pack2(unit_value(x, i + 4), unit_value(x, i + 5), tag), pack2(unit_value(x, i + 6), unit_value(x, i + 7), tag));
+}
+
+/// Dequantizes `rows` rows of `units` units each into row-major `out` (16-byte aligned). Each
+/// thread decodes one unit into shared memory; the block then writes its units — contiguous in
+/// `out` — with coalesced 16-byte stores. Chunks are XOR-swizzled within a unit to spread the
+/// shared-memory banks.
+template <class T, class Out>
+__device__ __forceinline__ void dequantize(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, Out* __restrict__ out) {
+    constexpr int C = UNIT * sizeof(Out) / 16;  // 16-byte chunks per unit
+    __shared__ uint4 stage[DEQUANT_THREADS * C];
+    const size_t first = size_t(blockIdx.x) * DEQUANT_THREADS;
+    const size_t total = size_t(rows) * units;
+    const size_t idx = first + threadIdx.x;
+    if (idx < total) {
+        const int row = int(idx / units), u = int(idx % units);
+        const Unit x = T::unit(group_of<T>(w, row_bytes, row), row % T::ROWS_PER_GROUP, u);
+#pragma unroll
+        for (int j = 0; j < C; ++j) stage[threadIdx.x * C + (j ^ (threadIdx.x % C))] = unit_chunk(x, j, out);
+    }
+    __syncthreads();
+    const int chunks = int(min(total - first, size_t(DEQUANT_THREADS))) * C;
+    uint4* o = reinterpret_cast<uint4*>(out + first * UNIT);
+    for (int i = threadIdx.x; i < chunks; i += DEQUANT_THREADS) {
+        const int t = i / C, j = i % C;
+        o[i] = stage[t * C + (j ^ (t % C))];
+    }
+}
+
+/// `out[c][row] = Σ_u W[row, unit u] · y[c, unit u]` for NC activation vectors quantized to Q8_1
+/// (`yq`: NC × units × 32 int8, `yd`: NC × units f32 scales). A warp takes R consecutive rows;
+/// lanes stride over the units (exact integer sums per unit with dp4a, f32 across units), then
+/// the warp reduces.
+template <class T, int NC>
+__device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, const int8_t* __restrict__ yq,
+                                    const float* __restrict__ yd, void* __restrict__ out, int out_dtype) {
+    constexpr int R = mmv_rows_per_warp(NC);
+    const int row0 = (blockIdx.x * MMV_WARPS + threadIdx.y) * R;
+    if (row0 >= rows) return;
+    float acc[R][NC];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
+#pragma unroll(R == 1 ? 2 : 1)  // one row: two units in flight per lane
+    for (int u = threadIdx.x; u < units; u += 32) {
+        int4 ya[NC], yb[NC];
+        float dy[NC];
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+            const int4* yp = reinterpret_cast<const int4*>(yq + (size_t(c) * units + u) * UNIT);
+            ya[c] = __ldg(yp);
+            yb[c] = __ldg(yp + 1);
+            dy[c] = __ldg(yd + size_t(c) * units + u);
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const int row = row0 + r;
+            if (R > 1 && row >= rows) break;  // the same for the whole warp
+            const Unit x = T::unit(group_of<T>(w, row_bytes, row), row % T::ROWS_PER_GROUP, u);
+#pragma unroll
+            for (int c = 0; c < NC; ++c) {
+                const int4 a = ya[c], b = yb[c];
+                const int s0 = __dp4a(x.q[3], a.w, __dp4a(x.q[2], a.z, __dp4a(x.q[1], a.y, __dp4a(x.q[0], a.x, 0))));
+                const int s1 = __dp4a(x.q[7], b.w, __dp4a(x.q[6], b.z, __dp4a(x.q[5], b.y, __dp4a(x.q[4], b.x, 0))));
+                // |s| <= 32 * 127 * 128 < 2^22
+                if constexpr (T::SPLIT_SCALE) {
+                    acc[r][c] += dy[c] * (x.d[0] * small_int_to_float(s0) + x.d[1] * small_int_to_float(s1));
+                } else {
+                    acc[r][c] += dy[c] * x.d[0] * small_int_to_float(s0 + s1);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int c = 0; c < NC; ++c) acc[r][c] = warp_sum(acc[r][c]);
+    }
+    if (threadIdx.x == 0) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            if (row0 + r < rows) {
+#pragma unroll
+                for (int c = 0; c < NC; ++c) store_elem(out, out_dtype, size_t(c) * rows + row0 + r, acc[r][c]);
+            }
+        }
+    }
+}
+
+}  // namespace iqrs
+
+#define IQRS_DEQUANT_ENTRY(name, T, suffix, Out)                                                                             \
+    extern "C" __global__ void __launch_bounds__(iqrs::DEQUANT_THREADS)                                                     \
+        iqrs_dequant_##name##_##suffix(const uint8_t* w, unsigned long long row_bytes, int rows, int units, Out* out) {     \
+        iqrs::dequantize<T, Out>(w, row_bytes, rows, units, out);                                                            \
+    }
+
+#define IQRS_MMV_ENTRY(name, T, nc)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(32 * iqrs::MMV_WARPS)                                                       \
+        iqrs_mmv_##name##_##nc(const uint8_t* w, unsigned long long row_bytes, int rows, int units, const int8_t* yq,       \
+                               const float* yd, void* out, int out_dtype) {                                                  \
+        iqrs::mmv<T, nc>(w, row_bytes, rows, units, yq, yd, out, out_dtype);                                                 \
+    }
+
+/// Every entry point of a type: `iqrs_dequant_<name>_{f32,f16,bf16}` and `iqrs_mmv_<name>_{1..8}`.
+#define IQRS_TYPE_KERNELS(name, T)                                                                                           \
+    IQRS_DEQUANT_ENTRY(name, T, f32, float)                                                                                  \
+    IQRS_DEQUANT_ENTRY(name, T, f16, __half)                                                                                 \
+    IQRS_DEQUANT_ENTRY(name, T, bf16, __nv_bfloat16)                                                                         \
+    IQRS_MMV_ENTRY(name, T, 1)                                                                                               \
+    IQRS_MMV_ENTRY(name, T, 2)                                                                                               \
+    IQRS_MMV_ENTRY(name, T, 3)                                                                                               \
+    IQRS_MMV_ENTRY(name, T, 4)                                                                                               \
+    IQRS_MMV_ENTRY(name, T, 5)                                                                                               \
+    IQRS_MMV_ENTRY(name, T, 6)                                                                                               \
+    IQRS_MMV_ENTRY(name, T, 7)                                                                                               \
+    IQRS_MMV_ENTRY(name, T, 8)

@@ -1,0 +1,540 @@
+//! AVX2 and AVX-512 kernels of the row-scale types IQ5_KS, IQ3_KS, IQ2_KS and IQ2_KL (IQ4_KS and
+//! IQ4_KSS are in `avx2`/`avx512`).
+//!
+//! Every one of them is, per 32-weight sub-block, an integer scale times values from a small
+//! table. Each type below only says how to turn its bytes into those table values with byte
+//! shuffles (`pshufb`; on AVX-512 `vpermb` for the 64-byte tables of IQ5_KS and of IQ2_KL's 32
+//! grid pairs), and shares the loops:
+//! * AVX2: `maddubs(|y|, sign(t, y))` (|t| ≤ 127, so the pair sums cannot saturate), times the
+//!   sub-block scale with `madd`;
+//! * AVX-512 (VNNI): `vpdpbusd` of the plain-half values offset by +128 (unsigned) with the
+//!   activations; the offset, and the shift of a shifted sub-block (the shifted half of each
+//!   table is the plain one plus a constant `c`), are settled with the Q8_K block sums:
+//!   `S = Σ_s L_s·(Σ (t+128)·y - (128 - c·shift_s)·Σy_s)`.
+//!
+//! The block sums are exact and the float accumulation runs in the scalar code's order, so every
+//! result equals the scalar kernel's bit for bit. Every `unsafe fn` here requires its target
+//! features at run time; the safe wrappers are only handed out by [`super::kernels`] after the
+//! CPU reported them.
+
+use std::arch::x86_64::*;
+
+use super::avx2::{hsum_i32, load16, load32, scaled_dot32, store_scaled32};
+use super::avx512::load64;
+use crate::quants::common::read_f32;
+use crate::quants::{iq2_kl, iq2_ks, iq3_ks, iq5_ks, q8k};
+use crate::registry::QK_K;
+use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ5NL_VALUES};
+
+/// A row-scale type as the SIMD loops see it.
+trait RowScale {
+    const ROW_META: usize;
+    const BLOCK: usize;
+    fn row_scale(src: &[u8]) -> f32;
+    /// Integer scale of sub-block `ib` of block `b`.
+    fn scale(b: &[u8], ib: usize) -> i32;
+    /// The integer scales of the 8 sub-blocks as i32 lanes (needs AVX2).
+    unsafe fn scales8(b: &[u8]) -> __m256i;
+    /// The 32 table values (signed) of sub-block `2j` and of sub-block `2j + 1` (needs AVX2).
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2];
+    /// The 64 plain-half table values + 128 (unsigned) of sub-blocks `2j` and `2j + 1`, with the
+    /// shift left out (needs AVX-512 F/BW and VBMI).
+    unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i;
+    /// What the dot product must take off per unit of `Σy` of each sub-block: `128 - c·shift`
+    /// (the shifted half is the plain one plus `c`), as i32 lanes (needs AVX2).
+    unsafe fn offsets8(_b: &[u8]) -> __m256i {
+        _mm256_set1_epi32(128)
+    }
+}
+
+/// A table of up to 16 signed values as 16 bytes, plain or offset by +128.
+const fn table16(v: &[i8], offset: bool) -> [u8; 16] {
+    let mut t = [0u8; 16];
+    let mut i = 0;
+    while i < v.len() {
+        t[i] = (v[i] as i32 + if offset { 128 } else { 0 }) as u8;
+        i += 1;
+    }
+    t
+}
+
+/// A 16-byte table in both 128-bit lanes.
+#[inline(always)]
+unsafe fn bcast2(t: &[u8; 16]) -> __m256i {
+    _mm256_broadcastsi128_si256(_mm_loadu_si128(t.as_ptr().cast()))
+}
+
+/// A 16-byte table in all four 128-bit lanes.
+#[inline(always)]
+unsafe fn bcast4(t: &[u8; 16]) -> __m512i {
+    _mm512_broadcast_i32x4(_mm_loadu_si128(t.as_ptr().cast()))
+}
+
+/// `lo` in the low 256 bits, `hi` in the high 256 bits.
+#[inline(always)]
+unsafe fn join(lo: __m256i, hi: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+}
+
+/// The same 256 bits twice.
+#[inline(always)]
+unsafe fn twice(v: __m256i) -> __m512i {
+    join(v, v)
+}
+
+/// `(v >> n) & mask` on 16 bytes, `n` the same for all bytes (a run-time count).
+#[inline(always)]
+unsafe fn bits128(v: __m128i, n: usize, mask: i8) -> __m128i {
+    _mm_and_si128(_mm_srl_epi16(v, _mm_cvtsi32_si128(n as i32)), _mm_set1_epi8(mask))
+}
+
+/// `(v >> n) & mask` on bytes, `n` the same for all bytes (a run-time count).
+#[inline(always)]
+unsafe fn bits256(v: __m256i, n: usize, mask: i8) -> __m256i {
+    _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(n as i32)), _mm256_set1_epi8(mask))
+}
+
+/// `(v >> n) & mask` on bytes, `n0` for the low 256 bits and `n1` for the high ones.
+#[inline(always)]
+unsafe fn bits512(v: __m512i, n0: usize, n1: usize, mask: i8) -> __m512i {
+    let n = join(_mm256_set1_epi16(n0 as i16), _mm256_set1_epi16(n1 as i16));
+    _mm512_and_si512(_mm512_srlv_epi16(v, n), _mm512_set1_epi8(mask))
+}
+
+#[inline(always)]
+unsafe fn lanes(v: __m256i, n: __m256i, mask: i32) -> __m256i {
+    _mm256_and_si256(_mm256_srlv_epi32(v, n), _mm256_set1_epi32(mask))
+}
+
+/// Eight bytes zero-extended to i32 lanes, byte `k` in lane `k`.
+#[inline(always)]
+unsafe fn bytes8(v: [u8; 8]) -> __m256i {
+    _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(v)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared loops
+
+#[inline(always)]
+unsafe fn dot_avx2<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
+    let d = T::row_scale(src);
+    let mut acc = 0f32;
+    for (b, yb) in src[T::ROW_META..].chunks_exact(T::BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        let mut s = _mm256_setzero_si256();
+        for j in 0..4 {
+            let [t0, t1] = T::values_pair(b, j);
+            s = _mm256_add_epi32(s, scaled_dot32(t0, load32(yb, q8k::QS + 64 * j), T::scale(b, 2 * j)));
+            s = _mm256_add_epi32(s, scaled_dot32(t1, load32(yb, q8k::QS + 64 * j + 32), T::scale(b, 2 * j + 1)));
+        }
+        acc += (d * read_f32(yb, 0)) * hsum_i32(s) as f32;
+    }
+    acc
+}
+
+#[inline(always)]
+unsafe fn dequantize_avx2<T: RowScale>(src: &[u8], out: &mut [f32]) {
+    let d = T::row_scale(src);
+    for (b, ob) in src[T::ROW_META..].chunks_exact(T::BLOCK).zip(out.chunks_exact_mut(QK_K)) {
+        for j in 0..4 {
+            let [t0, t1] = T::values_pair(b, j);
+            store_scaled32(t0, d * T::scale(b, 2 * j) as f32, &mut ob[64 * j..]);
+            store_scaled32(t1, d * T::scale(b, 2 * j + 1) as f32, &mut ob[64 * j + 32..]);
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn dot_avx512<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
+    let d = T::row_scale(src);
+    // lane selectors: sub-block 2j in lanes 0..8, 2j + 1 in lanes 8..16
+    let sel = [
+        join(_mm256_set1_epi32(0), _mm256_set1_epi32(1)),
+        join(_mm256_set1_epi32(2), _mm256_set1_epi32(3)),
+        join(_mm256_set1_epi32(4), _mm256_set1_epi32(5)),
+        join(_mm256_set1_epi32(6), _mm256_set1_epi32(7)),
+    ];
+    let mut acc = 0f32;
+    for (b, yb) in src[T::ROW_META..].chunks_exact(T::BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        let l8 = T::scales8(b);
+        let lz = _mm512_castsi256_si512(l8);
+        let mut s = _mm512_setzero_si512();
+        for j in 0..4 {
+            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), T::offset_values64(b, j), load64(yb, q8k::QS + 64 * j));
+            s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(sel[j], lz)));
+        }
+        // Σ_s L_s · (128 - c·shift_s) · Σy_s from the block sums of the activations (two per
+        // sub-block): the offset, and the shift the table values left out
+        let ys = _mm256_madd_epi16(load32(yb, q8k::BSUMS), _mm256_set1_epi16(1));
+        let corr = _mm256_mullo_epi32(_mm256_mullo_epi32(ys, l8), T::offsets8(b));
+        let s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr));
+        acc += (d * read_f32(yb, 0)) * _mm512_reduce_add_epi32(s) as f32;
+    }
+    acc
+}
+
+// ---------------------------------------------------------------------------------------------
+// IQ5_KS: AVX2 looks the 32-entry half up as two 16-byte quarters chosen by index bit 4;
+// AVX-512 the whole 64-entry table (both halves) with `vpermb`
+
+/// The iq5nl table in four 16-byte quarters: `[plain 0..16, plain 16..32, shifted 0..16,
+/// shifted 16..32]`.
+static IQ5_TABLES: [[u8; 16]; 4] = {
+    let mut t = [[0u8; 16]; 4];
+    let mut k = 0;
+    while k < 4 {
+        let mut v = [0i8; 16];
+        let mut i = 0;
+        while i < 16 {
+            v[i] = IQ5NL_VALUES[16 * k + i];
+            i += 1;
+        }
+        t[k] = table16(&v, false);
+        k += 1;
+    }
+    t
+};
+
+/// The plain iq5nl half offset by +128.
+static IQ5_OFFSET: [u8; 32] = {
+    let mut t = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        t[i] = (IQ5NL_VALUES[i] as i32 + 128) as u8;
+        i += 1;
+    }
+    t
+};
+
+struct Iq5Ks;
+
+impl Iq5Ks {
+    /// The 32 table values (signed) of sub-block `ib`.
+    #[inline(always)]
+    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
+        let nib = bits256(load32(b, iq5_ks::QS + 32 * (ib / 2)), 4 * (ib % 2), 0x0F);
+        let bit = _mm256_set1_epi8((1u8 << ib) as i8);
+        let high = _mm256_cmpeq_epi8(_mm256_and_si256(load32(b, iq5_ks::QH), bit), bit);
+        let t = &IQ5_TABLES[2 * (b[ib] & 1) as usize..];
+        _mm256_blendv_epi8(_mm256_shuffle_epi8(bcast2(&t[0]), nib), _mm256_shuffle_epi8(bcast2(&t[1]), nib), high)
+    }
+}
+
+impl RowScale for Iq5Ks {
+    const ROW_META: usize = iq5_ks::ROW_META;
+    const BLOCK: usize = iq5_ks::BLOCK;
+
+    #[inline(always)]
+    fn row_scale(src: &[u8]) -> f32 {
+        iq5_ks::row_scale(src)
+    }
+
+    #[inline(always)]
+    fn scale(b: &[u8], ib: usize) -> i32 {
+        iq5_ks::scale_of(b, ib)
+    }
+
+    #[inline(always)]
+    unsafe fn scales8(b: &[u8]) -> __m256i {
+        _mm256_sub_epi32(_mm256_and_si256(bytes8(b[..8].try_into().unwrap()), _mm256_set1_epi32(0xFE)), _mm256_set1_epi32(127))
+    }
+
+    #[inline(always)]
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2] {
+        [Self::values32(b, 2 * j), Self::values32(b, 2 * j + 1)]
+    }
+
+    /// Index `nibble | bit 4` into the 32-entry plain half, with `vpermb`.
+    #[inline(always)]
+    unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
+        let q = load32(b, iq5_ks::QS + 32 * j);
+        let m4 = _mm256_set1_epi8(0x0F);
+        let nib = join(_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4));
+        let high = _mm512_slli_epi16::<4>(bits512(twice(load32(b, iq5_ks::QH)), 2 * j, 2 * j + 1, 1));
+        let table = _mm512_castsi256_si512(_mm256_loadu_si256(IQ5_OFFSET.as_ptr().cast()));
+        _mm512_permutexvar_epi8(_mm512_or_si512(nib, high), table)
+    }
+
+    /// Shifted half = plain + 2; the shift is bit 0 of the scale byte.
+    #[inline(always)]
+    unsafe fn offsets8(b: &[u8]) -> __m256i {
+        let sh = _mm256_and_si256(bytes8(b[..8].try_into().unwrap()), _mm256_set1_epi32(1));
+        _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_slli_epi32::<1>(sh))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IQ3_KS: the whole iq3nl table (both halves) is 16 bytes; index = 2 low bits | bit 2 | shift·8
+
+static IQ3_TABLES: [[u8; 16]; 2] = [table16(&IQ3NL_VALUES, false), table16(&IQ3NL_VALUES, true)];
+
+struct Iq3Ks;
+
+impl Iq3Ks {
+    /// The shift bit of sub-block `ib` (bit `8 + ib` of `extra`), times 8.
+    #[inline(always)]
+    fn shift8(b: &[u8], ib: usize) -> u8 {
+        ((b[1] >> ib) & 1) << 3
+    }
+
+    /// The 32 table values (signed) of sub-block `ib`.
+    #[inline(always)]
+    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
+        let lo = bits256(load32(b, iq3_ks::QS + 32 * (ib / 4)), 2 * (ib % 4), 3);
+        let hi = _mm256_slli_epi16::<2>(bits256(load32(b, iq3_ks::QH), ib, 1));
+        let idx = _mm256_or_si256(_mm256_or_si256(lo, hi), _mm256_set1_epi8(Self::shift8(b, ib) as i8));
+        _mm256_shuffle_epi8(bcast2(&IQ3_TABLES[0]), idx)
+    }
+}
+
+impl RowScale for Iq3Ks {
+    const ROW_META: usize = iq3_ks::ROW_META;
+    const BLOCK: usize = iq3_ks::BLOCK;
+
+    #[inline(always)]
+    fn row_scale(src: &[u8]) -> f32 {
+        iq3_ks::row_scale(src)
+    }
+
+    #[inline(always)]
+    fn scale(b: &[u8], ib: usize) -> i32 {
+        iq3_ks::scale_of(b, ib)
+    }
+
+    /// `L + 16` = nibble `ib / 4` of `scales[ib % 4]` | bit `ib` of `extra` · 16.
+    #[inline(always)]
+    unsafe fn scales8(b: &[u8]) -> __m256i {
+        let v = bytes8([b[2], b[3], b[4], b[5], b[2], b[3], b[4], b[5]]);
+        let lo = lanes(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4), 0x0F);
+        let hi = lanes(_mm256_set1_epi32(b[0] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
+        _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(16))
+    }
+
+    #[inline(always)]
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2] {
+        [Self::values32(b, 2 * j), Self::values32(b, 2 * j + 1)]
+    }
+
+    #[inline(always)]
+    unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
+        let (i0, i1) = (2 * j, 2 * j + 1);
+        let lo = bits512(twice(load32(b, iq3_ks::QS + 32 * (i0 / 4))), 2 * (i0 % 4), 2 * (i1 % 4), 3);
+        let hi = _mm512_slli_epi16::<2>(bits512(twice(load32(b, iq3_ks::QH)), i0, i1, 1));
+        _mm512_shuffle_epi8(bcast4(&IQ3_TABLES[1]), _mm512_or_si512(lo, hi))
+    }
+
+    /// Shifted half = plain + 4; the shift is bit `8 + ib` of `extra`.
+    #[inline(always)]
+    unsafe fn offsets8(b: &[u8]) -> __m256i {
+        let sh = lanes(_mm256_set1_epi32(b[1] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
+        _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_slli_epi32::<2>(sh))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IQ2_KS: the whole iq2nl table is 8 bytes; index = 2 bits | shift·4
+
+static IQ2_TABLES: [[u8; 16]; 2] = [table16(&IQ2NL_VALUES, false), table16(&IQ2NL_VALUES, true)];
+
+struct Iq2Ks;
+
+impl Iq2Ks {
+    /// The shift bit of sub-block `ib` (bit `ib` of `extra`), times 4.
+    #[inline(always)]
+    fn shift4(b: &[u8], ib: usize) -> u8 {
+        ((b[0] >> ib) & 1) << 2
+    }
+
+    /// The 32 table values (signed) of sub-block `ib`.
+    #[inline(always)]
+    unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
+        let q = bits256(load32(b, iq2_ks::QS + 32 * (ib / 4)), 2 * (ib % 4), 3);
+        let idx = _mm256_or_si256(q, _mm256_set1_epi8(Self::shift4(b, ib) as i8));
+        _mm256_shuffle_epi8(bcast2(&IQ2_TABLES[0]), idx)
+    }
+}
+
+impl RowScale for Iq2Ks {
+    const ROW_META: usize = iq2_ks::ROW_META;
+    const BLOCK: usize = iq2_ks::BLOCK;
+
+    #[inline(always)]
+    fn row_scale(src: &[u8]) -> f32 {
+        iq2_ks::row_scale(src)
+    }
+
+    #[inline(always)]
+    fn scale(b: &[u8], ib: usize) -> i32 {
+        iq2_ks::scale_of(b, ib)
+    }
+
+    /// `L + 16` = nibble `ib % 2` of `scales[ib / 2]` | bit `8 + ib` of `extra` · 16.
+    #[inline(always)]
+    unsafe fn scales8(b: &[u8]) -> __m256i {
+        let v = bytes8([b[2], b[2], b[3], b[3], b[4], b[4], b[5], b[5]]);
+        let lo = lanes(v, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4), 0x0F);
+        let hi = lanes(_mm256_set1_epi32(b[1] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
+        _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(16))
+    }
+
+    #[inline(always)]
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2] {
+        [Self::values32(b, 2 * j), Self::values32(b, 2 * j + 1)]
+    }
+
+    #[inline(always)]
+    unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
+        let (i0, i1) = (2 * j, 2 * j + 1);
+        let q = bits512(twice(load32(b, iq2_ks::QS + 32 * (i0 / 4))), 2 * (i0 % 4), 2 * (i1 % 4), 3);
+        _mm512_shuffle_epi8(bcast4(&IQ2_TABLES[1]), q)
+    }
+
+    /// Shifted half = plain + 5; the shift is bit `ib` of `extra`.
+    #[inline(always)]
+    unsafe fn offsets8(b: &[u8]) -> __m256i {
+        let sh = lanes(_mm256_set1_epi32(b[0] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
+        _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_mullo_epi32(sh, _mm256_set1_epi32(5)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IQ2_KL: 32 grid pairs = 64 bytes (first coordinate at byte 2g, second at 2g + 1)
+
+/// The grid as bytes offset by +128: pair `g` at `2g`, `2g + 1`.
+static IQ2KL_OFFSET: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut g = 0;
+    while g < 32 {
+        let (v0, v1) = iq2_kl::grid_point(g);
+        t[2 * g] = (v0 as i32 + 128) as u8;
+        t[2 * g + 1] = (v1 as i32 + 128) as u8;
+        g += 1;
+    }
+    t
+};
+
+/// The first (`[0]`, `[1]`: points 0..16, 16..32) and second (`[2]`, `[3]`) coordinates of the
+/// grid points, for 16-byte shuffles.
+static IQ2KL_COORDS: [[u8; 16]; 4] = {
+    let mut t = [[0u8; 16]; 4];
+    let mut g = 0;
+    while g < 32 {
+        let (v0, v1) = iq2_kl::grid_point(g);
+        t[g / 16][g % 16] = v0 as u8;
+        t[2 + g / 16][g % 16] = v1 as u8;
+        g += 1;
+    }
+    t
+};
+
+/// Byte `m` = `m / 2`, to repeat each of 32 bytes twice.
+static DUP_IDX: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut m = 0;
+    while m < 64 {
+        t[m] = (m / 2) as u8;
+        m += 1;
+    }
+    t
+};
+
+struct Iq2Kl;
+
+impl Iq2Kl {
+    /// The 5-bit grid indices of the 16 pairs of sub-block `ib`.
+    #[inline(always)]
+    unsafe fn points(b: &[u8], ib: usize) -> __m128i {
+        let lo = bits128(load16(b, iq2_kl::QS + 16 * (ib / 2)), 4 * (ib % 2), 0x0F);
+        let hi = bits128(load16(b, iq2_kl::QH), ib, 1);
+        _mm_or_si128(lo, _mm_slli_epi16::<4>(hi))
+    }
+}
+
+impl RowScale for Iq2Kl {
+    const ROW_META: usize = iq2_kl::ROW_META;
+    const BLOCK: usize = iq2_kl::BLOCK;
+
+    #[inline(always)]
+    fn row_scale(src: &[u8]) -> f32 {
+        iq2_kl::row_scale(src)
+    }
+
+    #[inline(always)]
+    fn scale(b: &[u8], ib: usize) -> i32 {
+        iq2_kl::scale_of(b, ib)
+    }
+
+    /// `L + 32` = nibble `ib / 4` of `scales_l[ib % 4]` | bits `2·ib..` of `scales_h` · 16.
+    #[inline(always)]
+    unsafe fn scales8(b: &[u8]) -> __m256i {
+        let v = bytes8([b[2], b[3], b[4], b[5], b[2], b[3], b[4], b[5]]);
+        let lo = lanes(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4), 0x0F);
+        let sh = u16::from_le_bytes([b[0], b[1]]) as i32;
+        let hi = lanes(_mm256_set1_epi32(sh), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), 3);
+        _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(32))
+    }
+
+    /// Two sub-blocks at once: each coordinate looked up for 32 pairs (two 16-entry shuffles and
+    /// a blend on bit 4), then the two coordinates interleaved.
+    #[inline(always)]
+    unsafe fn values_pair(b: &[u8], j: usize) -> [__m256i; 2] {
+        let g = _mm256_set_m128i(Self::points(b, 2 * j + 1), Self::points(b, 2 * j));
+        let high = _mm256_slli_epi16::<3>(g); // bit 4 of g to bit 7
+        let (x0, x1) = (bcast2(&IQ2KL_COORDS[0]), bcast2(&IQ2KL_COORDS[1]));
+        let (y0, y1) = (bcast2(&IQ2KL_COORDS[2]), bcast2(&IQ2KL_COORDS[3]));
+        let x = _mm256_blendv_epi8(_mm256_shuffle_epi8(x0, g), _mm256_shuffle_epi8(x1, g), high);
+        let y = _mm256_blendv_epi8(_mm256_shuffle_epi8(y0, g), _mm256_shuffle_epi8(y1, g), high);
+        let (lo, hi) = (_mm256_unpacklo_epi8(x, y), _mm256_unpackhi_epi8(x, y));
+        [_mm256_permute2x128_si256::<0x20>(lo, hi), _mm256_permute2x128_si256::<0x31>(lo, hi)]
+    }
+
+    /// Byte `2g + parity` of the 64-byte grid, with `vpermb` (needs VBMI).
+    #[inline(always)]
+    unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
+        let g = _mm256_set_m128i(Self::points(b, 2 * j + 1), Self::points(b, 2 * j));
+        let dup = _mm512_permutexvar_epi8(_mm512_loadu_si512(DUP_IDX.as_ptr().cast()), _mm512_castsi256_si512(g));
+        let idx = _mm512_or_si512(_mm512_add_epi8(dup, dup), _mm512_set1_epi16(0x0100));
+        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(IQ2KL_OFFSET.as_ptr().cast()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+
+macro_rules! entry_points {
+    ($t:ty, $dot2:ident, $deq2:ident, $dot512:ident, $f512:literal) => {
+        /// Dot product with a Q8_K row (AVX2).
+        pub fn $dot2(src: &[u8], y: &[u8]) -> f32 {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn imp(src: &[u8], y: &[u8]) -> f32 {
+                dot_avx2::<$t>(src, y)
+            }
+            // SAFETY: handed out only when AVX2 and FMA are present.
+            unsafe { imp(src, y) }
+        }
+
+        /// Row decode (AVX2).
+        pub fn $deq2(src: &[u8], out: &mut [f32]) {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn imp(src: &[u8], out: &mut [f32]) {
+                dequantize_avx2::<$t>(src, out)
+            }
+            // SAFETY: handed out only when AVX2 and FMA are present.
+            unsafe { imp(src, out) }
+        }
+
+        /// Dot product with a Q8_K row (AVX-512 with VNNI).
+        pub fn $dot512(src: &[u8], y: &[u8]) -> f32 {
+            #[target_feature(enable = $f512)]
+            unsafe fn imp(src: &[u8], y: &[u8]) -> f32 {
+                dot_avx512::<$t>(src, y)
+            }
+            // SAFETY: handed out only when the features enabled above are present.
+            unsafe { imp(src, y) }
+        }
+    };
+}
+
+entry_points!(Iq5Ks, iq5_ks_dot_avx2, iq5_ks_dequantize_avx2, iq5_ks_dot_avx512, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
+entry_points!(Iq3Ks, iq3_ks_dot_avx2, iq3_ks_dequantize_avx2, iq3_ks_dot_avx512, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
+entry_points!(Iq2Ks, iq2_ks_dot_avx2, iq2_ks_dequantize_avx2, iq2_ks_dot_avx512, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
+entry_points!(Iq2Kl, iq2_kl_dot_avx2, iq2_kl_dequantize_avx2, iq2_kl_dot_avx512, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");

@@ -1,0 +1,77 @@
+//! The kernels embedded in the library (one fatbin per `cuda/*.cu` file, compiled by build.rs)
+//! and the name of every entry point. A type's kernels live in its family's file; adding a type
+//! is one `IQRS_TYPE_KERNELS(name, Traits)` line there and one arm in [`module_of`].
+
+use crate::registry::QType;
+
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+
+/// The module (kernel file) holding a type's dequantize and mat-vec kernels; an error for a
+/// registered type whose GPU kernels are not written yet.
+pub fn module_of(t: QType) -> crate::Result<&'static str> {
+    match t {
+        QType::Q8K => Ok("q8k"),
+        QType::IQ4KS | QType::IQ4KSS => Ok("ks"),
+        _ => Err(crate::IqError::Invalid(format!("type {t} has no GPU kernels yet (CPU only)"))),
+    }
+}
+
+/// The module of the activation kernels (Q8_1 quantization, element-type conversion).
+pub const ACTIVATIONS: &str = "activations";
+
+/// Most activation vectors one mat-vec launch takes (`iqrs_mmv_<type>_{1..MMV_MAX_COLS}`).
+pub const MMV_MAX_COLS: usize = 8;
+/// Warps per block of the mat-vec kernels (`MMV_WARPS` in kernels.cuh).
+pub const MMV_WARPS: u32 = 4;
+
+/// Rows each mat-vec warp handles for `ncols` vectors (`mmv_rows_per_warp` in kernels.cuh).
+pub fn mmv_rows_per_warp(ncols: usize) -> usize {
+    match ncols {
+        1 => 1,
+        2 | 3 => 2,
+        _ => 4,
+    }
+}
+/// Threads per block of the dequantize kernels (`DEQUANT_THREADS` in kernels.cuh).
+pub const DEQUANT_THREADS: u32 = 256;
+
+/// `iqrs_dequant_<type>_<f32|f16|bf16>`.
+pub fn dequant_name(t: QType, dtype_suffix: &str) -> String {
+    format!("iqrs_dequant_{}_{dtype_suffix}", t.name())
+}
+
+/// `iqrs_mmv_<type>_<ncols>`.
+pub fn mmv_name(t: QType, ncols: usize) -> String {
+    format!("iqrs_mmv_{}_{ncols}", t.name())
+}
+
+/// The embedded fatbin of a module.
+pub fn fatbin(module: &str) -> Option<&'static [u8]> {
+    FATBINS.iter().find(|(m, _)| *m == module).map(|(_, b)| *b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    /// Every type with GPU kernels has all its entry points compiled (the names are in the cubins
+    /// symbol tables); `module_of` names the types that have them.
+    #[test]
+    fn every_type_has_its_kernels() {
+        for &t in QType::ALL.iter().filter(|&&t| module_of(t).is_ok()) {
+            let module = module_of(t).unwrap();
+            let bin = fatbin(module).unwrap_or_else(|| panic!("no fatbin for {t}"));
+            let mut names: Vec<String> = ["f32", "f16", "bf16"].iter().map(|s| dequant_name(t, s)).collect();
+            names.extend((1..=MMV_MAX_COLS).map(|n| mmv_name(t, n)));
+            for name in names {
+                assert!(contains(bin, &name), "{name} is missing from module {module}");
+            }
+        }
+        let act = fatbin(ACTIVATIONS).expect("activations module");
+        assert!(contains(act, "iqrs_quantize_q8_1") && contains(act, "iqrs_convert"));
+    }
+}

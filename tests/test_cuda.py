@@ -1,0 +1,295 @@
+"""The GPU side. Tests marked ``gpu`` need a CUDA GPU and PyTorch (run ``pytest -m gpu``); they
+skip where either is missing. The unmarked ones check the no-GPU behaviour everywhere.
+
+References are float64 on the CPU: the weights as the CPU decodes them (bit-exact, tested in
+test_golden.py), the activations as given or, for the mat-vec kernels, as Q8_1 makes them
+(blocks of 32, ``d = amax/127``, ``q = round_half_even(x·127/amax)``), so the error bound says
+what the kernels add beyond that rounding. Every output is poisoned (NaN) before the launch and
+every input is freshly drawn.
+"""
+
+import numpy as np
+import pytest
+
+import iqrs
+from conftest import TYPES, golden_cases, q8k_values, read_case
+
+try:
+    import torch
+except ImportError:  # the CPU CI has no PyTorch; the GPU machine has
+    torch = None
+
+HAVE_GPU = torch is not None and iqrs.cuda.is_available() and torch.cuda.is_available()
+
+
+def on_gpu(test):
+    """Marks a test `gpu` and skips it where there is no GPU (or no PyTorch)."""
+    return pytest.mark.gpu(pytest.mark.skipif(not HAVE_GPU, reason="needs a CUDA GPU, PyTorch, and iqrs built with CUDA")(test))
+
+
+DTYPES = ["float32", "float16", "bfloat16"]
+# Relative error of rounding one output to the type (half an ulp).
+ROUNDING = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+_seed = iter(range(10_000, 10**9))
+
+
+def rng():
+    return np.random.default_rng(next(_seed))
+
+
+def tdtype(name):
+    return getattr(torch, name)
+
+
+def weights(name, rows=None, cols=1024, scale=0.05):
+    """Fresh gaussian weights with 0.5% outliers x8, quantized; rows not a multiple of the
+    mat-vec block (4) where the type allows."""
+    info = iqrs.type_info(name)
+    rows = rows or (99 if info.rows_per_group == 1 else 100)
+    r = rng()
+    w = r.standard_normal((rows, cols)) * np.where(r.uniform(size=(rows, cols)) < 0.005, 8.0, 1.0) * scale
+    return iqrs.quantize(w.astype(np.float32), name)
+
+
+def activations(shape, dtype, scale=1.0):
+    x = rng().standard_normal(shape).astype(np.float32) * scale
+    return torch.from_numpy(x).to(device="cuda", dtype=tdtype(dtype))
+
+
+def poisoned(shape, dtype):
+    return torch.full(shape, float("nan"), dtype=tdtype(dtype), device="cuda")
+
+
+def q8_1(x):
+    """Q8_1 values of activation rows (float32 in), as the GPU quantizes them, in float64."""
+    x = np.asarray(x, np.float32)
+    b = x.reshape(x.shape[0], -1, 32)
+    amax = np.abs(b).max(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        inv = np.where(amax > 0, np.float32(127) / amax, np.float32(0)).astype(np.float32)
+    q = np.rint(b * inv)
+    d = (amax / np.float32(127)).astype(np.float32)
+    return (q.astype(np.float64) * d.astype(np.float64)).reshape(x.shape)
+
+
+def rel_err(got, ref):
+    got = got.detach().to("cpu", torch.float64).numpy() if torch.is_tensor(got) else np.asarray(got, np.float64)
+    assert np.isfinite(got).all(), "NaN/Inf in the output (an element was not written, or overflowed)"
+    return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+
+
+# -- everywhere ----------------------------------------------------------------------------
+
+
+def test_import_and_status_without_needing_a_gpu():
+    info = iqrs.cuda.build_info()
+    assert isinstance(iqrs.cuda.is_available(), bool)
+    assert iqrs.cuda.device_count() >= 0
+    if info["compiled"]:
+        assert info["archs"] == ["sm_80", "sm_86", "sm_89", "sm_90"] and info["nvcc"] is not None
+        major, minor = (int(v) for v in info["nvcc"].split("."))
+        assert (major, minor) <= (13, 0), "the PTX must load on a CUDA 13.0 driver"
+    if not iqrs.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA|cuda"):
+            iqrs.cuda.device_info()
+        with pytest.raises(RuntimeError):
+            iqrs.quantize(np.ones((4, 256), np.float32), "iq4_ks").cuda()
+        assert iqrs.cuda.device_count() == 0
+
+
+# -- on a GPU ------------------------------------------------------------------------------
+
+
+@on_gpu
+def test_device_info():
+    info = iqrs.cuda.device_info(0)
+    assert info["device"] == 0 and isinstance(info["name"], str) and info["name"]
+    assert tuple(info["compute_capability"]) >= (8, 0)
+    assert info["total_memory"] > 1 << 30 and info["multiprocessors"] > 0 and info["driver_version"] >= 12000
+    cc = info["compute_capability"]
+    if cc[0] * 10 + cc[1] in (80, 86, 89, 90):
+        assert info["kernels"] == f"sm_{cc[0]}{cc[1]}"
+    assert iqrs.cuda.device_info("cuda:0") == info
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+def test_upload_and_back(name):
+    q = weights(name)
+    cq = q.cuda()
+    assert isinstance(cq, iqrs.CudaQTensor) and cq.type == name and cq.shape == q.shape and cq.nbytes == q.nbytes
+    assert cq.device == torch.device("cuda", 0) and cq.data.dtype == torch.uint8
+    assert name in repr(cq) and "cuda:0" in repr(cq)
+    assert cq.cpu() == q
+    assert cq.cuda(0) is cq
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dequantize_matches_the_cpu_bit_for_bit(name, dtype):
+    q = weights(name)
+    ref = torch.from_numpy(q.dequantize())
+    out = poisoned(q.shape, dtype)
+    got = q.cuda().dequantize(tdtype(dtype), out=out)
+    assert got is out
+    want = ref.to(tdtype(dtype))  # round to nearest-even, as the kernels do
+    assert torch.equal(got.cpu().view(torch.int16 if dtype != "float32" else torch.int32), want.view(torch.int16 if dtype != "float32" else torch.int32))
+
+
+@on_gpu
+@pytest.mark.parametrize("case", golden_cases())
+def test_dequantize_reference_bytes_on_the_gpu(case):
+    c = read_case(case)
+    cq = iqrs.QTensor.from_bytes(c["quant"], c["type"], c["shape"]).cuda()
+    got = cq.dequantize(out=poisoned(c["shape"], "float32")).cpu().numpy()
+    np.testing.assert_array_equal(got.view(np.uint32), c["dequant"].view(np.uint32))
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13])
+def test_matvec_error_beyond_q8_1_rounding(name, dtype, n):
+    q = weights(name)
+    rows, cols = q.shape
+    w64 = q.dequantize().astype(np.float64)
+    x = activations((n, cols), dtype)
+    x32 = x.float().cpu().numpy()
+    out = poisoned((n, rows), dtype)
+    got = iqrs.linear(x, q.cuda(), out=out, method="auto" if n <= 8 else "mmv")
+    assert got is out
+    err = rel_err(got, q8_1(x32) @ w64.T)
+    assert err <= (1e-5 if dtype == "float32" else 1e-3 + ROUNDING[dtype]), err
+    if dtype == "float32":
+        # Q8_1 (32-value blocks) is finer than the CPU's Q8_K (256): the GPU is at least as close
+        # to the exact product as the CPU's `q @ x`.
+        exact = x32.astype(np.float64) @ w64.T
+        cpu = (q @ x32.T).T
+        assert rel_err(got, exact) <= 1.25 * rel_err(cpu, exact) + 1e-7, (rel_err(got, exact), rel_err(cpu, exact))
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method,n", [("auto", 9), ("auto", 100), ("auto", 300), ("gemm_f16", 40), ("gemm_bf16", 3)])
+def test_matmul_within_bf16_error(name, dtype, method, n):
+    q = weights(name)
+    rows, cols = q.shape
+    w64 = q.dequantize().astype(np.float64)
+    x = activations((n, cols), dtype)
+    out = poisoned((n, rows), dtype)
+    got = iqrs.linear(x, q.cuda(), out=out, method=method)
+    assert got is out
+    assert rel_err(got, x.double().cpu().numpy() @ w64.T) <= 1e-2
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+@pytest.mark.parametrize("method,n", [("auto", 4), ("auto", 64), ("gemm_bf16", 8)])
+def test_large_values_stay_finite(name, method, n):
+    # Weights near 1e5 do not fit in float16 (max 65504) and products reach ~1e9: the default
+    # paths (Q8_1 + f32 sums; bf16 GEMM with f32 accumulation) must stay finite and accurate.
+    q = weights(name, scale=2e4)
+    rows, cols = q.shape
+    w64 = q.dequantize().astype(np.float64)
+    assert np.abs(w64).max() > 65504
+    x = activations((n, cols), "float32", scale=30.0)
+    got = iqrs.linear(x, q.cuda(), out=poisoned((n, rows), "float32"), method=method)
+    x64 = x.cpu().numpy()
+    assert np.abs(x64.astype(np.float64) @ w64.T).max() > 1e6
+    if method == "auto" and n <= 8:  # mat-vec: exact up to f32 sums, given the Q8_1 activations
+        assert rel_err(got, q8_1(x64) @ w64.T) <= 1e-5
+    else:
+        assert rel_err(got, x64.astype(np.float64) @ w64.T) <= 1e-2
+
+
+@on_gpu
+def test_shapes_operator_bias_and_streams():
+    q = weights("iq4_ks", rows=64, cols=512)
+    cq = q.cuda()
+    w = torch.from_numpy(q.dequantize()).cuda().double()
+    x = activations((2, 6, 512), "float32")
+    bias = torch.randn(64, device="cuda")
+    y = iqrs.linear(x, cq, bias)
+    assert y.shape == (2, 6, 64) and y.dtype == torch.float32
+    assert rel_err(y, (x.double() @ w.T + bias.double()).cpu().numpy()) <= 1e-2
+    v = x[0, 0]
+    assert torch.equal((cq @ v), iqrs.linear(v, cq)) and (cq @ v).shape == (64,)
+    xc = x[0].t()  # (512, 6), not contiguous
+    assert (cq @ xc).shape == (64, 6)
+    assert rel_err(cq @ xc, (q8_1(x[0].cpu().numpy()) @ q.dequantize().astype(np.float64).T).T) <= 1e-5
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        xs = activations((300, 512), "bfloat16")
+        ys = iqrs.linear(xs, cq)
+    s.synchronize()
+    assert rel_err(ys, (xs.double() @ w.T).cpu().numpy()) <= 1e-2
+    e = torch.empty(0, 512, device="cuda")
+    assert iqrs.linear(e, cq).shape == (0, 64)
+
+
+@on_gpu
+def test_errors_are_exceptions():
+    q = weights("iq4_kss", rows=32, cols=512)
+    cq = q.cuda()
+    x = activations((2, 512), "float32")
+    with pytest.raises(ValueError, match="cuda:0|cpu"):
+        iqrs.linear(x.cpu(), cq)
+    with pytest.raises(TypeError, match="float32"):
+        iqrs.linear(x.double(), cq)
+    with pytest.raises(ValueError, match="512"):
+        iqrs.linear(x[:, :256], cq)
+    with pytest.raises(ValueError, match="out"):
+        iqrs.linear(x, cq, out=torch.empty(2, 31, device="cuda"))
+    with pytest.raises(ValueError, match="method"):
+        iqrs.linear(x, cq, method="fast")
+    with pytest.raises(TypeError):
+        iqrs.linear(x, q)
+    with pytest.raises(ValueError, match="cuda:0"):
+        cq.dequantize(torch.float32, out=torch.empty(32, 512))
+    with pytest.raises(ValueError, match="aligned"):
+        cq.dequantize(torch.float32, out=torch.empty(32 * 512 + 1, device="cuda")[1:].view(32, 512))
+    # The core checks raw addresses against their allocations.
+    y = torch.empty(2, 32, device="cuda")
+    args = ("iq4_kss", 32, 512, cq.data.data_ptr(), 0, x.data_ptr(), "float32", 2)
+    with pytest.raises(ValueError, match="not CUDA device memory"):
+        iqrs._iqrs.cuda_linear("iq4_kss", 32, 512, cq.data.data_ptr(), 0, 4096, "float32", 2, y.data_ptr(), 0, "auto")
+    with pytest.raises(ValueError, match="allocation ends"):  # 260 MB of weights claimed in a small buffer
+        iqrs._iqrs.cuda_linear("iq4_kss", 1_000_000, 512, cq.data.data_ptr(), 0, x.data_ptr(), "float32", 2, y.data_ptr(), 0, "auto")
+    with pytest.raises(ValueError, match="device 7 does not exist|does not exist"):
+        iqrs._iqrs.cuda_linear(*args[:4], 7, *args[5:], y.data_ptr(), 0, "auto")
+    with pytest.raises(ValueError, match="multiple of 256"):
+        iqrs._iqrs.cuda_dequantize("iq4_kss", 32, 500, cq.data.data_ptr(), 0, y.data_ptr(), "float32", 0)
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+def test_nn_linear_on_gpu_and_cpu(name):
+    import iqrs.nn
+
+    lin = torch.nn.Linear(512, 48).cuda()
+    layer = iqrs.nn.Linear.from_linear(lin, name)
+    assert layer.qweight.is_cuda and layer.qtype == name and name in repr(layer)
+    w = torch.from_numpy(iqrs.quantize(lin.weight.detach().cpu().numpy(), name).dequantize()).double()
+    b = lin.bias.detach().cpu().double()
+    for shape in [(1, 512), (5, 512), (3, 40, 512)]:
+        x = activations(shape, "float32")
+        x2 = x.reshape(-1, 512).cpu().numpy()
+        got = layer(x)
+        assert got.shape == shape[:-1] + (48,) and got.is_cuda
+        if x2.shape[0] <= 8:  # mat-vec on Q8_1 activations
+            assert rel_err(got.reshape(-1, 48), q8_1(x2) @ w.numpy().T + b.numpy()) <= 1e-5
+        else:  # bf16 GEMM
+            assert rel_err(got.reshape(-1, 48), x2.astype(np.float64) @ w.numpy().T + b.numpy()) <= 1e-2
+        got_cpu = layer.cpu()(x.cpu())  # Q8_K activations, as QTensor @ x
+        layer.cuda()
+        assert got_cpu.shape == got.shape and not got_cpu.is_cuda
+        assert rel_err(got_cpu.reshape(-1, 48), q8k_values(x2).astype(np.float64) @ w.numpy().T + b.numpy()) <= 1e-5
+    state = layer.state_dict()
+    again = iqrs.nn.Linear(iqrs.QTensor.from_bytes(state["qweight"].cpu().numpy(), name, (48, 512)), state["bias"]).cuda()
+    x = activations((3, 512), "bfloat16")
+    assert torch.equal(again(x), layer(x))
+    with pytest.raises(ValueError, match="on cpu|cuda"):
+        layer(x.cpu())
+
