@@ -27,7 +27,7 @@
 
 use half::f16;
 
-use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
+use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, nearest_int_mul, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
 use super::{q8k, IntBlock};
 use crate::registry::QK_K;
 use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES, IQ6NL_VALUES};
@@ -249,6 +249,25 @@ pub fn pack(l: &Layout, p: &Parts, b: &mut [u8]) {
     }
 }
 
+/// The integer scale `L` of a stored scale field of an IQ*_K layout (`Bytes`: IQ6_K's signed
+/// byte).
+#[inline(always)]
+pub fn level(scales: &Scales, f: u8) -> i32 {
+    match scales {
+        Scales::Nibbles { .. } => f as i32 - 8,
+        Scales::NibblesSign { .. } => {
+            let m = 2 * (f & 15) as i32 + 1;
+            if f & 16 != 0 {
+                -m
+            } else {
+                m
+            }
+        }
+        Scales::NibblesHigh { .. } => f as i32 - 32,
+        Scales::Bytes { .. } => f as i8 as i32,
+    }
+}
+
 /// One IQ*_K type: its layout and its grid (plain half, then shifted half).
 pub struct Format {
     pub layout: Layout,
@@ -265,19 +284,7 @@ impl Format {
     /// The integer scale `L` of a stored scale field.
     #[inline(always)]
     fn level(&self, f: u8) -> i32 {
-        match self.layout.scales {
-            Scales::Nibbles { .. } => f as i32 - 8,
-            Scales::NibblesSign { .. } => {
-                let m = 2 * (f & 15) as i32 + 1;
-                if f & 16 != 0 {
-                    -m
-                } else {
-                    m
-                }
-            }
-            Scales::NibblesHigh { .. } => f as i32 - 32,
-            Scales::Bytes { .. } => f as i8 as i32,
-        }
+        level(&self.layout.scales, f)
     }
 
     /// The 16 integer scales `L` of block `b` (its indices are not decoded).
@@ -636,7 +643,7 @@ fn iq4k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut sums = (0f32, 0f32);
     for ib in 0..16 {
-        let l = nearest_int(id * scales[ib]).clamp(-32, 31);
+        let l = nearest_int_mul(id, scales[ib]).clamp(-32, 31);
         p.sc[ib] = (l + 32) as u8;
         let g = grids[((p.extra >> ib) & 1) as usize];
         assign(g, sub(xbl, ib), sub(&w, ib), d, l, true, &mut p.q[16 * ib..16 * ib + 16], &mut sums);
@@ -667,7 +674,7 @@ fn iq56k_block<const N: usize>(grids: [&Grid<N>; 2], div: f32, range: (i32, i32)
     let id = 1.0 / d;
     let mut sums = (0f32, 0f32);
     for ib in 0..16 {
-        let l = nearest_int(id * scales[ib]).clamp(range.0, range.1);
+        let l = nearest_int_mul(id, scales[ib]).clamp(range.0, range.1);
         p.sc[ib] = (l + bias) as u8;
         let g = grids[((p.extra >> ib) & 1) as usize];
         assign(g, sub(xbl, ib), sub(&w, ib), d, l, false, &mut p.q[16 * ib..16 * ib + 16], &mut sums);
@@ -846,7 +853,7 @@ fn iq2k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
     let id = 1.0 / d;
     let mut sums = (0f32, 0f32);
     for ib in 0..16 {
-        let l = nearest_int(id * scales[ib]).clamp(-8, 7);
+        let l = nearest_int_mul(id, scales[ib]).clamp(-8, 7);
         p.sc[ib] = (l + 8) as u8;
         let g = grids[((p.extra >> ib) & 1) as usize];
         assign(g, sub(xbl, ib), sub(&w, ib), d, l, false, &mut p.q[16 * ib..16 * ib + 16], &mut sums);

@@ -37,6 +37,7 @@
 use super::k::{pack, unpack, High, Layout, Low, Parts, Scales};
 use super::{q8k, scalar_kernels, IntBlock, Kernels};
 use crate::registry::{QType, QK_K};
+use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES};
 
 /// Where an R4 block keeps the sub-block scales of its 4 rows.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +77,8 @@ pub struct R4Spec {
     pub base: QType,
     /// The base type's block layout.
     pub layout: Layout,
+    /// The base type's grid: plain half, then shifted half (= plain + a constant).
+    pub values: &'static [i8],
     pub scales: R4Scales,
     pub quants: R4Quants,
 }
@@ -113,6 +116,7 @@ r4_types! {
         r4: QType::IQ2KR4,
         base: QType::IQ2K,
         layout: super::k::IQ2K.layout,
+        values: &IQ2NL_VALUES,
         scales: R4Scales::Nibbles(R4High::None),
         quants: R4Quants::Crumbs { high: false },
     },
@@ -120,6 +124,7 @@ r4_types! {
         r4: QType::IQ3KR4,
         base: QType::IQ3K,
         layout: super::k::IQ3K.layout,
+        values: &IQ3NL_VALUES,
         scales: R4Scales::Nibbles(R4High::Sign),
         quants: R4Quants::Crumbs { high: true },
     },
@@ -127,6 +132,7 @@ r4_types! {
         r4: QType::IQ4KR4,
         base: QType::IQ4K,
         layout: super::k::IQ4K.layout,
+        values: &IQ4K_VALUES,
         scales: R4Scales::Nibbles(R4High::Two),
         quants: R4Quants::Nibbles { high: false },
     },
@@ -134,12 +140,14 @@ r4_types! {
         r4: QType::IQ5KR4,
         base: QType::IQ5K,
         layout: super::k::IQ5K.layout,
+        values: &IQ5NL_VALUES,
         scales: R4Scales::Nibbles(R4High::Two),
         quants: R4Quants::Nibbles { high: true },
     },
     IQ4_KS_R4: R4Spec {
         r4: QType::IQ4KSR4,
         base: QType::IQ4KS,
+        values: &IQ4K_VALUES,
         layout: Layout { bytes: 136, head: false, scales: Scales::Bytes { off: 0, n: 8 }, low: Low::NibblesSplit { qs: 8 }, high: High::None },
         scales: R4Scales::Bytes,
         quants: R4Quants::Nibbles { high: false },
@@ -163,7 +171,7 @@ const QS4: [usize; 4] = [0, 16, 4, 20];
 
 impl R4Spec {
     /// Offset of `scales_l` (IQ*_K_R4).
-    const fn scales_l(&self) -> usize {
+    pub const fn scales_l(&self) -> usize {
         match self.scales {
             R4Scales::Nibbles(R4High::None) => 16,
             R4Scales::Nibbles(R4High::Sign) => 24,
@@ -173,7 +181,7 @@ impl R4Spec {
     }
 
     /// Offset of `qs`.
-    const fn qs(&self) -> usize {
+    pub const fn qs(&self) -> usize {
         match self.scales {
             R4Scales::Nibbles(_) => self.scales_l() + 32,
             R4Scales::Bytes => 32,
@@ -181,7 +189,7 @@ impl R4Spec {
     }
 
     /// Offset of `qh` (where there is one).
-    const fn qh(&self) -> usize {
+    pub const fn qh(&self) -> usize {
         self.qs()
             + match self.quants {
                 R4Quants::Crumbs { .. } => 256,
@@ -315,8 +323,13 @@ impl R4Spec {
         }
     }
 
+    /// The constant by which the shifted half of the grid exceeds the plain half.
+    pub fn shift_delta(&self) -> i8 {
+        self.values[self.values.len() / 2] - self.values[0]
+    }
+
     /// Bytes of row metadata per row (the base type's).
-    fn meta(&self) -> usize {
+    pub fn meta(&self) -> usize {
         self.base.info().row_meta_bytes
     }
 }
@@ -403,18 +416,37 @@ fn dot_group(spec: &R4Spec, src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) 
     out[..4].copy_from_slice(&acc);
 }
 
-/// Integer form of super-block `block` of row `row` of a group: the base type's, of the base
-/// block taken out of the R4 block.
+/// Integer form of super-block `block` of row `row` of a group, read straight from the R4 block:
+/// what the base type's `decode_int` gives for that row's block.
 fn decode_int(spec: &R4Spec, src: &[u8], cols: usize, row: usize, block: usize, out: &mut IntBlock) {
+    debug_assert!(block < cols / QK_K, "r4::decode_int: block {block} beyond the row");
     let (rm, bb) = (spec.meta(), spec.layout.bytes);
-    let mut one = [0u8; 4 + 256];
-    let one = &mut one[..rm + bb];
-    one[..rm].copy_from_slice(&src[rm * row..rm * (row + 1)]);
     let mut p = Parts::default();
     spec.get(&src[4 * rm + 4 * bb * block..], row, &mut p);
-    pack(&spec.layout, &p, &mut one[rm..]);
-    debug_assert!(block < cols / QK_K, "r4::decode_int: block {block} beyond the row");
-    (scalar_kernels(spec.base).decode_int)(one, QK_K, 0, 0, out);
+    let half = spec.values.len() / 2;
+    // per 16-weight half: (L, table offset)
+    let mut subs = [(0i32, 0usize); 16];
+    match spec.scales {
+        R4Scales::Nibbles(_) => {
+            out.d = half::f16::from_bits(p.d).to_f32();
+            for (ib, sub) in subs.iter_mut().enumerate() {
+                *sub = (super::k::level(&spec.layout.scales, p.sc[ib]), half * ((p.extra >> ib) & 1) as usize);
+            }
+        }
+        R4Scales::Bytes => {
+            out.d = super::common::read_f32(src, 4 * row);
+            for (ib, sub) in subs.iter_mut().enumerate() {
+                let byte = p.sc[ib / 2];
+                *sub = ((byte & 0xFE) as i32 - 127, half * (byte & 1) as usize);
+            }
+        }
+    }
+    for (ib, &(l, off)) in subs.iter().enumerate() {
+        out.scales[ib] = l as i16;
+        for j in 0..16 {
+            out.values[16 * ib + j] = spec.values[off + p.q[16 * ib + j] as usize];
+        }
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +480,21 @@ mod tests {
     }
 
     #[test]
+    fn shifted_grids_are_the_plain_grid_plus_a_constant() {
+        for s in SPECS {
+            let h = s.values.len() / 2;
+            for i in 0..h {
+                assert_eq!(s.values[h + i] - s.values[i], s.shift_delta(), "{} entry {i}", s.r4);
+            }
+            let bits = match s.quants {
+                R4Quants::Crumbs { high } => 2 + high as u32,
+                R4Quants::Nibbles { high } => 4 + high as u32,
+            };
+            assert_eq!(s.values.len(), 2 << bits, "{}", s.r4);
+        }
+    }
+
+    #[test]
     fn every_grouped_type_has_a_spec() {
         for &t in QType::ALL {
             assert_eq!(spec_of(t).is_some(), t.info().rows_per_group == 4, "{t}");
@@ -472,6 +519,32 @@ mod tests {
             assert_eq!(r, ops::quantize(s.r4, &x[..4 * 512], 4, 512, None).unwrap(), "{}", s.r4);
             assert_eq!(ops::repack(s.r4, s.base, &r, 4, 512).unwrap(), q4, "{}", s.r4);
             assert_eq!(ops::dequantize(s.r4, &r, 4, 512).unwrap(), ops::dequantize(s.base, q4, 4, 512).unwrap());
+        }
+    }
+
+    #[test]
+    fn integer_form_is_the_base_types() {
+        for s in SPECS {
+            let cols = 512;
+            let mut base = noise(4 * s.base.row_size(cols), 99 + s.r4.info().ggml_id as u64);
+            if s.meta() > 0 {
+                for r in 0..4 {
+                    let o = r * s.base.row_size(cols);
+                    base[o..o + 4].copy_from_slice(&(0.25f32 + r as f32).to_le_bytes());
+                }
+            }
+            let mut r4 = vec![0u8; base.len()];
+            interleave(s, cols, &base, &mut r4);
+            let (kb, kr) = (scalar_kernels(s.base), kernels(s.r4).unwrap());
+            for row in 0..4 {
+                for block in 0..cols / QK_K {
+                    let (mut want, mut got) = (IntBlock::default(), IntBlock::default());
+                    let rs = s.base.row_size(cols);
+                    (kb.decode_int)(&base[rs * row..rs * (row + 1)], cols, 0, block, &mut want);
+                    (kr.decode_int)(&r4, cols, row, block, &mut got);
+                    assert_eq!((got.d.to_bits(), got.scales, got.values), (want.d.to_bits(), want.scales, want.values), "{} row {row} block {block}", s.r4);
+                }
+            }
         }
     }
 

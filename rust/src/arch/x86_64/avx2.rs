@@ -9,6 +9,7 @@
 use std::arch::x86_64::*;
 
 pub mod k;
+pub mod r4;
 
 use crate::quants::common::read_f32;
 use crate::quants::ks::{IQ4KSS_BLOCK, IQ4KS_BLOCK, ROW_META};

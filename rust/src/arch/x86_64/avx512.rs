@@ -12,6 +12,7 @@
 use std::arch::x86_64::*;
 
 pub mod k;
+pub mod r4;
 
 use crate::gemm::{PackedCols, PackedRows, TILE_ROWS};
 use crate::quants::common::read_f32;

@@ -59,6 +59,11 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 QType::IQ4K if avx2::k::available() => set!(k, avx2::k::iq4_k_dequantize, avx2::k::iq4_k_dot),
                 QType::IQ5K if avx2::k::available() => set!(k, avx2::k::iq5_k_dequantize, avx2::k::iq5_k_dot),
                 QType::IQ6K if avx2::k::available() => set!(k, avx2::k::iq6_k_dequantize, avx2::k::iq6_k_dot),
+                QType::IQ2KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq2_k_r4_dequantize, avx2::r4::iq2_k_r4_dot),
+                QType::IQ3KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq3_k_r4_dequantize, avx2::r4::iq3_k_r4_dot),
+                QType::IQ4KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq4_k_r4_dequantize, avx2::r4::iq4_k_r4_dot),
+                QType::IQ5KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq5_k_r4_dequantize, avx2::r4::iq5_k_r4_dot),
+                QType::IQ4KSR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq4_ks_r4_dequantize, avx2::r4::iq4_ks_r4_dot),
                 QType::IQ5KS => set!(k, rowscale::iq5_ks_dequantize_avx2, rowscale::iq5_ks_dot_avx2),
                 QType::IQ3KS => set!(k, rowscale::iq3_ks_dequantize_avx2, rowscale::iq3_ks_dot_avx2),
                 QType::IQ2KS => set!(k, rowscale::iq2_ks_dequantize_avx2, rowscale::iq2_ks_dot_avx2),
@@ -78,7 +83,12 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                     QType::IQ4K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq4_k_dequantize(src, out),
                     QType::IQ5K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq5_k_dequantize(src, out),
                     QType::IQ6K if avx2::k::available() => k.dequantize = |src, _cols, out| avx512::k::iq6_k_dequantize(src, out),
-                        // the row-scale types keep their AVX2 decoders
+                    QType::IQ2KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq2_k_r4_dequantize,
+                    QType::IQ3KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq3_k_r4_dequantize,
+                    QType::IQ4KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq4_k_r4_dequantize,
+                    QType::IQ5KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq5_k_r4_dequantize,
+                    QType::IQ4KSR4 if avx2::k::available() => k.dequantize = avx512::r4::iq4_ks_r4_dequantize,
+                    // the row-scale types keep their AVX2 decoders
                     QType::IQ5KS | QType::IQ3KS | QType::IQ2KS | QType::IQ2KL => {}
                     _ => {}
                 }
@@ -91,6 +101,11 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                         QType::IQ4K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq4_k_dot(src, y),
                         QType::IQ5K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq5_k_dot(src, y),
                         QType::IQ6K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq6_k_dot(src, y),
+                        QType::IQ2KR4 if avx2::k::available() => k.dot = avx512::r4::iq2_k_r4_dot,
+                        QType::IQ3KR4 if avx2::k::available() => k.dot = avx512::r4::iq3_k_r4_dot,
+                        QType::IQ4KR4 if avx2::k::available() => k.dot = avx512::r4::iq4_k_r4_dot,
+                        QType::IQ5KR4 if avx2::k::available() => k.dot = avx512::r4::iq5_k_r4_dot,
+                        QType::IQ4KSR4 if avx2::k::available() => k.dot = avx512::r4::iq4_ks_r4_dot,
                         _ => {}
                     }
                 }

@@ -1,0 +1,339 @@
+//! AVX-512 (VNNI) kernels of the row-interleaved `_R4` types (FORMATS.md §8): the 4 rows of a
+//! group from one pass over each R4 block, straight from the interleaved layout.
+//!
+//! In both index layouts, a 16-byte run of the R4 block holds 4 consecutive weights of each of
+//! the 4 rows (`[r0 i0..3, r1 i0..3, r2 …, r3 …]`), so one 32-bit lane of `vpdpbusd` is one row:
+//! the 4 activations of those weights are broadcast to all 4 rows of a 128-bit lane, and each
+//! register holds 4 such runs (one per 128-bit lane). The shifted grid half is the plain half
+//! plus a constant, added per row after the table look-up; the table carries an offset of 128
+//! (unsigned operand), removed with the Q8_K block sums as in the base kernels. Integer sums
+//! are exact and each row accumulates `(d_r · d8) · S_r` in block order, so the results equal
+//! the scalar kernels' (the base types') bit for bit. Every `unsafe fn` requires its target
+//! features at run time.
+
+use std::arch::x86_64::*;
+
+use crate::quants::common::read_f32;
+use crate::quants::q8k;
+use crate::quants::r4::{self, R4High, R4Quants, R4Scales, R4Spec};
+use crate::registry::QK_K;
+use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES};
+
+/// The plain half of a grid plus `bias`, in 16-entry chunks repeated in all four lanes.
+type Table = [[u8; 64]; 2];
+
+const fn table(values: &[i8], bias: i32) -> Table {
+    let mut t = [[0u8; 64]; 2];
+    let half = values.len() / 2;
+    let mut i = 0;
+    while i < half {
+        let mut lane = 0;
+        while lane < 4 {
+            t[i / 16][16 * lane + i % 16] = (values[i] as i32 + bias) as u8;
+            lane += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+/// Dword indices that broadcast the activations of each 16-byte run over its lane, for the
+/// 4-bit layout (low nibbles: weights `i + (0, 16, 4, 20)[c]`, high nibbles: `+ 8`) and the
+/// 2-bit layout (`qs` half `h`, crumb `j`: weights `16h + i + 4j`).
+static Y_NIB_LO: [i32; 16] = [0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5];
+static Y_NIB_HI: [i32; 16] = [2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7];
+static Y_CRUMB: [[i32; 16]; 2] = [[0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3], [4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7]];
+/// Byte picks of the per-row levels `L[r + 4h]` for the 16 dwords of a register: 4-bit layout
+/// (lanes alternate halves), 2-bit layout (all lanes in half `h`).
+static L_NIB: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7];
+static L_CRUMB: [[u8; 16]; 2] = [[0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3], [4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7]];
+
+#[inline(always)]
+unsafe fn load16(b: &[u8], off: usize) -> __m128i {
+    _mm_loadu_si128(b[off..off + 16].as_ptr().cast())
+}
+
+#[inline(always)]
+unsafe fn load8(b: &[u8], off: usize) -> __m128i {
+    _mm_loadl_epi64(b[off..off + 8].as_ptr().cast())
+}
+
+#[inline(always)]
+unsafe fn bcast16(b: &[u8], off: usize) -> __m512i {
+    _mm512_broadcast_i32x4(load16(b, off))
+}
+
+/// `(v >> n) & mask` on 8 bytes (`n < 8`).
+#[inline(always)]
+unsafe fn bits8(v: __m128i, n: usize, mask: i8) -> __m128i {
+    _mm_and_si128(_mm_srl_epi16(v, _mm_cvtsi32_si128(n as i32)), _mm_set1_epi8(mask))
+}
+
+/// Shift bits of sub-block `ib` (bit `r + 4h` = row `r`, 16-weight half `h`) and the levels
+/// `L[r + 4h]` as signed bytes 0..8.
+#[inline(always)]
+unsafe fn shifts_and_levels(spec: &R4Spec, blk: &[u8], ib: usize) -> (u16, __m128i) {
+    match spec.scales {
+        R4Scales::Nibbles(high) => {
+            let m = _mm_test_epi8_mask(load8(blk, 8), _mm_set1_epi8((1u8 << ib) as i8)) & 0xFF;
+            let lo = bits8(load8(blk, spec.scales_l() + 8 * (ib % 4)), 4 * (ib / 4), 15);
+            let l = match high {
+                R4High::None => _mm_sub_epi8(lo, _mm_set1_epi8(8)),
+                R4High::Sign => {
+                    let neg = _mm_movm_epi8(_mm_test_epi8_mask(load8(blk, 16), _mm_set1_epi8((1u8 << ib) as i8)));
+                    let m2 = _mm_add_epi8(_mm_add_epi8(lo, lo), _mm_set1_epi8(1));
+                    _mm_sub_epi8(_mm_xor_si128(m2, neg), neg)
+                }
+                R4High::Two => {
+                    let hi = bits8(load8(blk, 16 + 8 * (ib % 2)), 2 * (ib / 2), 3);
+                    _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16::<4>(hi)), _mm_set1_epi8(32))
+                }
+            };
+            (m, l)
+        }
+        R4Scales::Bytes => {
+            let sb = _mm_cvtsi32_si128(i32::from_le_bytes(blk[4 * ib..4 * ib + 4].try_into().unwrap()));
+            let s4 = _mm_test_epi8_mask(sb, _mm_set1_epi8(1)) & 0xF;
+            let l4 = _mm_sub_epi8(_mm_and_si128(sb, _mm_set1_epi8(-2)), _mm_set1_epi8(127));
+            (s4 | s4 << 4, _mm_unpacklo_epi32(l4, l4))
+        }
+    }
+}
+
+/// Per-lane byte patterns: `1 << 2c` (lane c), `1 << (2c + 1)`, and `1 << (j + 4h)` (lane j).
+static QH_NIB: [[u8; 64]; 2] = {
+    let mut t = [[0u8; 64]; 2];
+    let mut k = 0;
+    while k < 64 {
+        t[0][k] = 1 << (2 * (k / 16));
+        t[1][k] = 1 << (2 * (k / 16) + 1);
+        k += 1;
+    }
+    t
+};
+static QH_CRUMB: [[u8; 64]; 2] = {
+    let mut t = [[0u8; 64]; 2];
+    let mut k = 0;
+    while k < 64 {
+        t[0][k] = 1 << (k / 16);
+        t[1][k] = 1 << (k / 16 + 4);
+        k += 1;
+    }
+    t
+};
+/// 16-bit shift counts `2j` for lane j (the crumb of a 2-bit run), as little-endian bytes.
+static CRUMB_SHIFT: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut k = 0;
+    while k < 64 {
+        if k % 2 == 0 {
+            t[k] = 2 * (k / 16) as u8;
+        }
+        k += 1;
+    }
+    t
+};
+
+#[inline(always)]
+unsafe fn load64(b: &[u8], off: usize) -> __m512i {
+    _mm512_loadu_si512(b[off..off + 64].as_ptr().cast())
+}
+
+/// `delta` in every byte of the dwords whose bit is set in `mask` (the rows' grid shifts).
+#[inline(always)]
+unsafe fn row_shifts(mask: u16, delta: i8) -> __m512i {
+    _mm512_maskz_set1_epi32(mask, i32::from_ne_bytes([delta as u8; 4]))
+}
+
+/// Grid values of indices `idx` (< 16) from a 16- or 32-entry table; `hi` selects the upper 16
+/// entries of a 32-entry grid.
+#[inline(always)]
+unsafe fn lookup(t: &Table, idx: __m512i, hi: __mmask64, big: bool) -> __m512i {
+    let v = _mm512_shuffle_epi8(load64(&t[0], 0), idx);
+    if big {
+        _mm512_mask_blend_epi8(hi, v, _mm512_shuffle_epi8(load64(&t[1], 0), idx))
+    } else {
+        v
+    }
+}
+
+/// One register of runs: the grid values of 4 runs (one per 128-bit lane, 4 rows × 4 weights
+/// each), the dwords of the sub-block's activations each lane needs, and the picks of the rows'
+/// levels per dword.
+struct Runs {
+    values: __m512i,
+    y: &'static [i32; 16],
+    l: &'static [u8; 16],
+}
+
+/// The two registers of runs of sub-block `ib` (4-bit layout: low and high nibbles; 2-bit
+/// layout: the two `qs` halves). `shift` bit `r + 4h`: row `r` uses the shifted half in
+/// 16-weight half `h`.
+#[inline(always)]
+unsafe fn runs(spec: &R4Spec, t: &Table, blk: &[u8], ib: usize, shift: u16) -> [Runs; 2] {
+    let delta = spec.shift_delta();
+    let m15 = _mm512_set1_epi8(15);
+    match spec.quants {
+        R4Quants::Nibbles { high } => {
+            let q = load64(blk, spec.qs() + 64 * ib);
+            let lo = _mm512_and_si512(q, m15);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), m15);
+            let (mlo, mhi) = if high {
+                let h = bcast16(blk, spec.qh() + 16 * ib);
+                (_mm512_test_epi8_mask(h, load64(&QH_NIB[0], 0)), _mm512_test_epi8_mask(h, load64(&QH_NIB[1], 0)))
+            } else {
+                (0, 0)
+            };
+            // lanes 0 and 2 hold weights of the first 16-weight half, lanes 1 and 3 of the second
+            let sh = row_shifts(shift | shift << 8, delta);
+            [
+                Runs { values: _mm512_add_epi8(lookup(t, lo, mlo, high), sh), y: &Y_NIB_LO, l: &L_NIB },
+                Runs { values: _mm512_add_epi8(lookup(t, hi, mhi, high), sh), y: &Y_NIB_HI, l: &L_NIB },
+            ]
+        }
+        R4Quants::Crumbs { high } => [crumb_runs(spec, t, blk, ib, shift, 0, high), crumb_runs(spec, t, blk, ib, shift, 1, high)],
+    }
+}
+
+/// The runs of `qs` half `h` of sub-block `ib` in the 2-bit layout: lane j = crumb j.
+#[inline(always)]
+unsafe fn crumb_runs(spec: &R4Spec, t: &Table, blk: &[u8], ib: usize, shift: u16, h: usize, high: bool) -> Runs {
+    let counts = load64(&CRUMB_SHIFT, 0);
+    let mut x = _mm512_and_si512(_mm512_srlv_epi16(bcast16(blk, spec.qs() + 32 * ib + 16 * h), counts), _mm512_set1_epi8(3));
+    if high {
+        let set = _mm512_test_epi8_mask(bcast16(blk, spec.qh() + 16 * ib), load64(&QH_CRUMB[h], 0));
+        x = _mm512_or_si512(x, _mm512_maskz_set1_epi8(set, 4));
+    }
+    let sh = row_shifts(((shift >> (4 * h)) & 15) * 0x1111, spec.shift_delta());
+    Runs { values: _mm512_add_epi8(lookup(t, x, 0, false), sh), y: &Y_CRUMB[h], l: &L_CRUMB[h] }
+}
+
+/// The rows' block scales: the group header's f32 (IQ*_KS_R4) or the R4 block's f16 `d[4]`.
+#[inline(always)]
+unsafe fn row_scales(spec: &R4Spec, group: &[u8], blk: &[u8]) -> [f32; 4] {
+    let mut d = [0f32; 4];
+    match spec.scales {
+        R4Scales::Bytes => {
+            for (r, v) in d.iter_mut().enumerate() {
+                *v = read_f32(group, 4 * r);
+            }
+        }
+        R4Scales::Nibbles(_) => _mm_storeu_ps(d.as_mut_ptr(), _mm_cvtph_ps(load8(blk, 0))),
+    }
+    d
+}
+
+#[inline(always)]
+unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
+    let (rm, bb) = (spec.meta(), spec.block_bytes());
+    let mut acc = [0f32; 4];
+    for ibl in 0..cols / QK_K {
+        let blk = &src[4 * rm + bb * ibl..4 * rm + bb * (ibl + 1)];
+        let yb = &y[q8k::BLOCK_BYTES * ibl..q8k::BLOCK_BYTES * (ibl + 1)];
+        let mut s = _mm512_setzero_si512();
+        let mut corr = _mm256_setzero_si256();
+        for ib in 0..8 {
+            let (shift, l) = shifts_and_levels(spec, blk, ib);
+            let y32 = _mm512_castsi256_si512(_mm256_loadu_si256(yb[q8k::QS + 32 * ib..q8k::QS + 32 * ib + 32].as_ptr().cast()));
+            for run in runs(spec, t, blk, ib, shift) {
+                let yv = _mm512_permutexvar_epi32(_mm512_loadu_si512(run.y.as_ptr().cast()), y32);
+                let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), run.values, yv);
+                let lv = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, _mm_loadu_si128(run.l.as_ptr().cast())));
+                s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, lv));
+            }
+            // the table offset: 128 · L[r + 4h] · Σy over 16-weight half h
+            let bs0 = i16::from_le_bytes([yb[q8k::BSUMS + 4 * ib], yb[q8k::BSUMS + 4 * ib + 1]]) as i32;
+            let bs1 = i16::from_le_bytes([yb[q8k::BSUMS + 4 * ib + 2], yb[q8k::BSUMS + 4 * ib + 3]]) as i32;
+            let bs = _mm256_set_m128i(_mm_set1_epi32(bs1), _mm_set1_epi32(bs0));
+            corr = _mm256_add_epi32(corr, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(l), bs));
+        }
+        let s4 = _mm_add_epi32(
+            _mm_add_epi32(_mm512_castsi512_si128(s), _mm512_extracti32x4_epi32::<1>(s)),
+            _mm_add_epi32(_mm512_extracti32x4_epi32::<2>(s), _mm512_extracti32x4_epi32::<3>(s)),
+        );
+        let c4 = _mm_slli_epi32::<7>(_mm_add_epi32(_mm256_castsi256_si128(corr), _mm256_extracti128_si256::<1>(corr)));
+        let mut tot = [0i32; 4];
+        _mm_storeu_si128(tot.as_mut_ptr().cast(), _mm_sub_epi32(s4, c4));
+        let d = row_scales(spec, src, blk);
+        let d8 = read_f32(yb, 0);
+        for r in 0..4 {
+            acc[r] += (d[r] * d8) * tot[r] as f32;
+        }
+    }
+    out[..4].copy_from_slice(&acc);
+}
+
+#[inline(always)]
+unsafe fn dequantize(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, out: &mut [f32]) {
+    let (rm, bb) = (spec.meta(), spec.block_bytes());
+    for ibl in 0..cols / QK_K {
+        let blk = &src[4 * rm + bb * ibl..4 * rm + bb * (ibl + 1)];
+        let d = _mm_loadu_ps(row_scales(spec, src, blk).as_ptr());
+        for ib in 0..8 {
+            let (shift, l) = shifts_and_levels(spec, blk, ib);
+            // d_r · L[r + 4h] for the 8 (h, r), one rounding as the scalar decoder
+            let dd = _mm256_set_m128(d, d);
+            let mut dl = [0f32; 8];
+            _mm256_storeu_ps(dl.as_mut_ptr(), _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(l))));
+            for run in runs(spec, t, blk, ib, shift) {
+                for lane in 0..4 {
+                    // weights of this lane: `first + i` of every row (i = 0..3)
+                    let first = 4 * run.y[4 * lane] as usize;
+                    let v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lane128(run.values, lane)));
+                    let mut vals = [0f32; 16];
+                    _mm512_storeu_ps(vals.as_mut_ptr(), v);
+                    for r in 0..4 {
+                        let h = (run.l[4 * lane + r] as usize) / 4;
+                        let o = &mut out[cols * r + QK_K * ibl + 32 * ib + first..][..4];
+                        let scaled = _mm_mul_ps(_mm_set1_ps(dl[r + 4 * h]), _mm_loadu_ps(vals[4 * r..].as_ptr()));
+                        _mm_storeu_ps(o.as_mut_ptr(), scaled);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 128-bit lane `i` of a register.
+#[inline(always)]
+unsafe fn lane128(v: __m512i, i: usize) -> __m128i {
+    match i {
+        0 => _mm512_castsi512_si128(v),
+        1 => _mm512_extracti32x4_epi32::<1>(v),
+        2 => _mm512_extracti32x4_epi32::<2>(v),
+        _ => _mm512_extracti32x4_epi32::<3>(v),
+    }
+}
+
+/// Declares the safe dot and decode entry points of one `_R4` type.
+macro_rules! entry_points {
+    ($spec:path, $values:path, $dot:ident, $dq:ident, $name:literal) => {
+        #[doc = concat!($name, " · Q8_K, the 4 rows of a group (needs VNNI).")]
+        pub fn $dot(src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
+            static T: Table = table(&$values, 128);
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+            unsafe fn imp(src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
+                dot(&$spec, &T, src, cols, y, out)
+            }
+            // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI and F16C are present.
+            unsafe { imp(src, cols, y, out) }
+        }
+
+        #[doc = concat!($name, " group decode (4 rows).")]
+        pub fn $dq(src: &[u8], cols: usize, out: &mut [f32]) {
+            static T: Table = table(&$values, 0);
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+            unsafe fn imp(src: &[u8], cols: usize, out: &mut [f32]) {
+                dequantize(&$spec, &T, src, cols, out)
+            }
+            // SAFETY: handed out only when AVX-512 F/BW/VL and F16C are present.
+            unsafe { imp(src, cols, out) }
+        }
+    };
+}
+
+entry_points!(r4::IQ2_K_R4, IQ2NL_VALUES, iq2_k_r4_dot, iq2_k_r4_dequantize, "IQ2_K_R4");
+entry_points!(r4::IQ3_K_R4, IQ3NL_VALUES, iq3_k_r4_dot, iq3_k_r4_dequantize, "IQ3_K_R4");
+entry_points!(r4::IQ4_K_R4, IQ4K_VALUES, iq4_k_r4_dot, iq4_k_r4_dequantize, "IQ4_K_R4");
+entry_points!(r4::IQ5_K_R4, IQ5NL_VALUES, iq5_k_r4_dot, iq5_k_r4_dequantize, "IQ5_K_R4");
+entry_points!(r4::IQ4_KS_R4, IQ4K_VALUES, iq4_ks_r4_dot, iq4_ks_r4_dequantize, "IQ4_KS_R4");
