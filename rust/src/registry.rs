@@ -36,6 +36,8 @@ pub enum QType {
     IQ5KR4,
     /// IQ4_KS_R4: IQ4_KS with 4 rows interleaved (the 4 row scales at the head of each group).
     IQ4KSR4,
+    /// IQ5_KS_R4: IQ5_KS with 4 rows interleaved (the 4 row scales at the head of each group).
+    IQ5KSR4,
     /// IQ5_KS: 5.25 bpw, non-linear 5-bit grid, f32 row scale, 7+1-bit scale/shift per 32 weights.
     IQ5KS,
     /// IQ3_KS: 3.1875 bpw, non-linear 3-bit grid, f16 row scale, 5-bit scale + shift per 32 weights.
@@ -83,6 +85,7 @@ impl QType {
         QType::IQ4KR4,
         QType::IQ5KR4,
         QType::IQ4KSR4,
+        QType::IQ5KSR4,
     ];
 
     /// The static facts of this type.
@@ -101,6 +104,7 @@ impl QType {
             QType::IQ4KR4 => &TypeInfo { name: "iq4_k_r4", ggml_id: 339, block_size: QK_K, block_bytes: 144, row_meta_bytes: 0, rows_per_group: 4 },
             QType::IQ5KR4 => &TypeInfo { name: "iq5_k_r4", ggml_id: 340, block_size: QK_K, block_bytes: 176, row_meta_bytes: 0, rows_per_group: 4 },
             QType::IQ4KSR4 => &TypeInfo { name: "iq4_ks_r4", ggml_id: 344, block_size: QK_K, block_bytes: 136, row_meta_bytes: 4, rows_per_group: 4 },
+            QType::IQ5KSR4 => &TypeInfo { name: "iq5_ks_r4", ggml_id: 352, block_size: QK_K, block_bytes: 168, row_meta_bytes: 4, rows_per_group: 4 },
             QType::IQ5KS => &TypeInfo { name: "iq5_ks", ggml_id: 152, block_size: QK_K, block_bytes: 168, row_meta_bytes: 4, rows_per_group: 1 },
             QType::IQ3KS => &TypeInfo { name: "iq3_ks", ggml_id: 156, block_size: QK_K, block_bytes: 102, row_meta_bytes: 2, rows_per_group: 1 },
             QType::IQ2KS => &TypeInfo { name: "iq2_ks", ggml_id: 145, block_size: QK_K, block_bytes: 70, row_meta_bytes: 2, rows_per_group: 1 },

@@ -97,7 +97,7 @@ pub fn scalar_kernels(t: QType) -> Kernels {
         QType::IQ4K => row_kernels!(k::quantize_row_iq4_k, k::dequantize_row_iq4_k, k::vec_dot_iq4_k_q8_k, k::decode_int_iq4_k),
         QType::IQ5K => row_kernels!(k::quantize_row_iq5_k, k::dequantize_row_iq5_k, k::vec_dot_iq5_k_q8_k, k::decode_int_iq5_k),
         QType::IQ6K => row_kernels!(k::quantize_row_iq6_k, k::dequantize_row_iq6_k, k::vec_dot_iq6_k_q8_k, k::decode_int_iq6_k),
-        QType::IQ2KR4 | QType::IQ3KR4 | QType::IQ4KR4 | QType::IQ5KR4 | QType::IQ4KSR4 => r4::kernels(t).expect("every _R4 type has an entry in r4_types!"),
+        QType::IQ2KR4 | QType::IQ3KR4 | QType::IQ4KR4 | QType::IQ5KR4 | QType::IQ4KSR4 | QType::IQ5KSR4 => r4::kernels(t).expect("every _R4 type has an entry in r4_types!"),
         QType::IQ5KS => row_kernels!(iq5_ks::quantize_row, iq5_ks::dequantize_row, iq5_ks::vec_dot_q8_k, iq5_ks::decode_int),
         QType::IQ3KS => row_kernels!(iq3_ks::quantize_row, iq3_ks::dequantize_row, iq3_ks::vec_dot_q8_k, iq3_ks::decode_int),
         QType::IQ2KS => row_kernels!(iq2_ks::quantize_row, iq2_ks::dequantize_row, iq2_ks::vec_dot_q8_k, iq2_ks::decode_int),

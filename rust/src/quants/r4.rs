@@ -1,5 +1,5 @@
 //! The row-interleaved `_R4` types (FORMATS.md §8): IQ2_K_R4, IQ3_K_R4, IQ4_K_R4, IQ5_K_R4 and
-//! IQ4_KS_R4.
+//! IQ4_KS_R4, IQ5_KS_R4.
 //!
 //! An `_R4` tensor stores each group of 4 consecutive rows of its base type interleaved, super-
 //! block by super-block, so that a SIMD kernel computes 4 output rows from one pass over memory.
@@ -15,8 +15,9 @@
 //! | IQ4_K_R4 (576)  | `d[4]`, `extra[8]`, `scales_h[16]` @16, `scales_l[32]` @32, `qs[512]` @64   |
 //! | IQ5_K_R4 (704)  | as IQ4_K_R4, plus `qh[128]` @576                                            |
 //! | IQ4_KS_R4 (544) | `scales[32]` @0 (`scales[4·ib + r]`, the base bytes), `qs[512]` @32          |
+//! | IQ5_KS_R4 (672) | as IQ4_KS_R4, plus `qh[128]` @544                                            |
 //!
-//! (IQ4_KS_R4 groups start with the 4 rows' f32 scales, 16 bytes.) For the IQ*_K_R4 types,
+//! (IQ4_KS_R4 and IQ5_KS_R4 groups start with the 4 rows' f32 scales, 16 bytes.) For the IQ*_K_R4 types,
 //! 16-weight sub-block `b` of row `r` — 32-weight sub-block `ib = b/2`, half `h = b%2` — has its
 //! shift in bit `ib` of `extra[r + 4h]` and its scale field at `is = 8·ib + r + 4h`: low nibble =
 //! nibble `is/32` of `scales_l[is%32]`; sign (IQ3_K) = bit `is/8` of `scales_h[is%8]`; high 2 bits
@@ -151,6 +152,14 @@ r4_types! {
         layout: Layout { bytes: 136, head: false, scales: Scales::Bytes { off: 0, n: 8 }, low: Low::NibblesSplit { qs: 8 }, high: High::None },
         scales: R4Scales::Bytes,
         quants: R4Quants::Nibbles { high: false },
+    },
+    IQ5_KS_R4: R4Spec {
+        r4: QType::IQ5KSR4,
+        base: QType::IQ5KS,
+        values: &IQ5NL_VALUES,
+        layout: Layout { bytes: 168, head: false, scales: Scales::Bytes { off: 0, n: 8 }, low: Low::NibblesPaired { qs: 8 }, high: High::Bit { qh: 136, bit: 4 } },
+        scales: R4Scales::Bytes,
+        quants: R4Quants::Nibbles { high: true },
     },
 }
 

@@ -64,6 +64,7 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 QType::IQ4KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq4_k_r4_dequantize, avx2::r4::iq4_k_r4_dot),
                 QType::IQ5KR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq5_k_r4_dequantize, avx2::r4::iq5_k_r4_dot),
                 QType::IQ4KSR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq4_ks_r4_dequantize, avx2::r4::iq4_ks_r4_dot),
+                QType::IQ5KSR4 if avx2::k::available() => (k.dequantize, k.dot) = (avx2::r4::iq5_ks_r4_dequantize, avx2::r4::iq5_ks_r4_dot),
                 QType::IQ5KS => set!(k, rowscale::iq5_ks_dequantize_avx2, rowscale::iq5_ks_dot_avx2),
                 QType::IQ3KS => set!(k, rowscale::iq3_ks_dequantize_avx2, rowscale::iq3_ks_dot_avx2),
                 QType::IQ2KS => set!(k, rowscale::iq2_ks_dequantize_avx2, rowscale::iq2_ks_dot_avx2),
@@ -88,6 +89,7 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                     QType::IQ4KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq4_k_r4_dequantize,
                     QType::IQ5KR4 if avx2::k::available() => k.dequantize = avx512::r4::iq5_k_r4_dequantize,
                     QType::IQ4KSR4 if avx2::k::available() => k.dequantize = avx512::r4::iq4_ks_r4_dequantize,
+                    QType::IQ5KSR4 if avx2::k::available() => k.dequantize = avx512::r4::iq5_ks_r4_dequantize,
                     // the row-scale types keep their AVX2 decoders
                     QType::IQ5KS | QType::IQ3KS | QType::IQ2KS | QType::IQ2KL => {}
                     _ => {}
@@ -106,6 +108,7 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                         QType::IQ4KR4 if avx2::k::available() => k.dot = avx512::r4::iq4_k_r4_dot,
                         QType::IQ5KR4 if avx2::k::available() => k.dot = avx512::r4::iq5_k_r4_dot,
                         QType::IQ4KSR4 if avx2::k::available() => k.dot = avx512::r4::iq4_ks_r4_dot,
+                        QType::IQ5KSR4 if avx2::k::available() => k.dot = avx512::r4::iq5_ks_r4_dot,
                         _ => {}
                     }
                 }

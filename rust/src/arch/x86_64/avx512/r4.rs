@@ -337,3 +337,4 @@ entry_points!(r4::IQ3_K_R4, IQ3NL_VALUES, iq3_k_r4_dot, iq3_k_r4_dequantize, "IQ
 entry_points!(r4::IQ4_K_R4, IQ4K_VALUES, iq4_k_r4_dot, iq4_k_r4_dequantize, "IQ4_K_R4");
 entry_points!(r4::IQ5_K_R4, IQ5NL_VALUES, iq5_k_r4_dot, iq5_k_r4_dequantize, "IQ5_K_R4");
 entry_points!(r4::IQ4_KS_R4, IQ4K_VALUES, iq4_ks_r4_dot, iq4_ks_r4_dequantize, "IQ4_KS_R4");
+entry_points!(r4::IQ5_KS_R4, IQ5NL_VALUES, iq5_ks_r4_dot, iq5_ks_r4_dequantize, "IQ5_KS_R4");
