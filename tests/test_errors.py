@@ -132,6 +132,12 @@ def test_native_layer_checks_sizes_too():
 
     with pytest.raises(ValueError, match="buffer size"):
         _iqrs.dequantize(np.zeros(10, np.uint8), "iq4_ks", 4, 512)
+    with pytest.raises(ValueError, match="output buffer size"):
+        _iqrs.quantize_into(np.ones((4, 512), np.float32), "iq4_ks", None, np.zeros(10, np.uint8))
+    x = np.ones((4, 512), np.float32)
+    x[3, 7] = np.inf
+    with pytest.raises(ValueError, match="row 3, column 7"):
+        _iqrs.quantize_into(x, "iq4_ks", None, np.zeros(4 * iqrs.type_info("iq4_ks").row_size(512), np.uint8))
     with pytest.raises(ValueError, match="buffer size"):
         _iqrs.dequantize_into(np.zeros(10, np.uint8), "iq4_ks", 4, 512, np.zeros(2048, np.float32))
     with pytest.raises(ValueError, match="out has 10 elements"):

@@ -54,20 +54,47 @@ fn for_each_chunk<A: Sync, B: Send>(a: &[A], ca: usize, b: &mut [B], cb: usize, 
 
 /// Quantizes a row-major `rows x cols` matrix to type `t`.
 pub fn quantize(t: QType, x: &[f32], rows: usize, cols: usize, imatrix: Option<&[f32]>) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; rows * t.row_size(cols)];
+    quantize_into(t, x, rows, cols, imatrix, &mut out)?;
+    Ok(out)
+}
+
+/// Quantizes into a caller's buffer of exactly `rows * row_size(cols)` bytes. On an error
+/// (non-finite input) the buffer's content is unspecified.
+pub fn quantize_into(t: QType, x: &[f32], rows: usize, cols: usize, imatrix: Option<&[f32]>, out: &mut [u8]) -> Result<()> {
     t.check_shape("x", rows, cols)?;
     if x.len() != rows * cols {
         return Err(IqError::SizeMismatch { what: "x length (rows * cols)", expected: rows * cols, got: x.len() });
     }
-    check_finite("x", x, cols)?;
+    if out.len() != rows * t.row_size(cols) {
+        return Err(IqError::SizeMismatch { what: "output buffer size in bytes", expected: rows * t.row_size(cols), got: out.len() });
+    }
     if let Some(im) = imatrix {
         check_imatrix(im, cols)?;
     }
     let g = t.info().rows_per_group;
-    let mut out = vec![0u8; rows * t.row_size(cols)];
     let k = arch::kernels(t);
+    // Each group is checked for non-finite values right before it is quantized, on its thread
+    // and while it is in cache; if any is bad, the first bad value is located and reported.
+    let bad = std::sync::atomic::AtomicBool::new(false);
     // Quantizing costs far more per weight than anything else: parallelise per group always.
-    for_each_chunk(x, g * cols, &mut out, g * t.row_size(cols), usize::MAX, |xs, o| (k.quantize)(xs, cols, imatrix, o));
-    Ok(out)
+    for_each_chunk(x, g * cols, out, g * t.row_size(cols), usize::MAX, |xs, o| {
+        if all_finite(xs) {
+            (k.quantize)(xs, cols, imatrix, o);
+        } else {
+            bad.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    if bad.load(std::sync::atomic::Ordering::Relaxed) {
+        check_finite("x", x, cols)?;
+    }
+    Ok(())
+}
+
+/// Whether every value is finite (branch-free, so it vectorizes).
+fn all_finite(x: &[f32]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    x.iter().fold(0u32, |acc, v| acc | ((v.to_bits() & EXP) == EXP) as u32) == 0
 }
 
 /// Decodes a tensor to row-major f32.

@@ -79,6 +79,21 @@ fn quantize<'py>(py: Python<'py>, x: PyReadonlyArray2<'py, f32>, qtype_name: &st
     Ok(out.into_pyarray(py))
 }
 
+/// Quantizes into a caller's C-contiguous uint8 array of exactly the tensor's size (no
+/// allocation: what the benchmark measures, as the reference quantizes into a ready buffer).
+#[pyfunction]
+fn quantize_into<'py>(py: Python<'py>, x: PyReadonlyArray2<'py, f32>, qtype_name: &str, imatrix: Option<PyReadonlyArray1<'py, f32>>, mut out: PyReadwriteArrayDyn<'py, u8>) -> PyResult<()> {
+    let t = qtype(qtype_name)?;
+    let [rows, cols] = [x.shape()[0], x.shape()[1]];
+    let xs = contiguous(&x, "x")?;
+    let im = match &imatrix {
+        Some(a) => Some(a.as_slice().map_err(|_| PyValueError::new_err("imatrix must be contiguous"))?),
+        None => None,
+    };
+    let o = out.as_slice_mut().map_err(|_| PyValueError::new_err("out must be a C-contiguous uint8 array"))?;
+    detached(py, || ops::quantize_into(t, xs, rows, cols, im, o))
+}
+
 /// Decodes a tensor's bytes to a float32 `(rows, cols)` matrix.
 #[pyfunction]
 fn dequantize<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, qtype_name: &str, rows: usize, cols: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
@@ -174,6 +189,7 @@ fn _iqrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(types, m)?)?;
     m.add_function(wrap_pyfunction!(row_size, m)?)?;
     m.add_function(wrap_pyfunction!(quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize_into, m)?)?;
     m.add_function(wrap_pyfunction!(dequantize, m)?)?;
     m.add_function(wrap_pyfunction!(dequantize_into, m)?)?;
     m.add_function(wrap_pyfunction!(matmul, m)?)?;
