@@ -207,3 +207,37 @@ def test_native_repack_checks_sizes():
 
     with pytest.raises(ValueError, match="buffer size"):
         _iqrs.repack(np.zeros(10, np.uint8), "iq4_k", "iq4_k_r4", 4, 512)
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_values_beyond_the_scale_format_raise(name):
+    # f16 scales overflow near 65504 times the grid's reach; f32 ones only near 3.4e38
+    # a finite tensor never decodes to inf/nan or collapses to zeros: it quantizes well or is refused
+    for scale in (1e4, 1e6, 1e8, 1e10, 1e12, 1e14, 1e16, 1e20, 3e37):
+        x = good() * scale
+        try:
+            q = iqrs.quantize(x, name)
+        except ValueError as e:
+            assert "too large" in str(e) and name in str(e)
+        else:
+            d = q.dequantize().astype(np.float64)
+            rel = np.sqrt(((x - d) ** 2).mean() / (x.astype(np.float64) ** 2).mean())
+            assert np.all(np.isfinite(d)) and rel < 0.8, (scale, rel)
+
+
+@pytest.mark.parametrize("name", [t for t in TYPES if t in ("iq2_k", "iq3_k", "iq4_k", "iq5_k", "iq6_k", "iq2_ks", "iq3_ks", "iq2_kl")])
+def test_f16_scaled_types_reject_huge_values(name):
+    with pytest.raises(ValueError, match="too large"):
+        iqrs.quantize(good() * 1e10, name)
+    q = iqrs.quantize(good() * 1e3, name)  # well inside the format: fine
+    assert np.all(np.isfinite(q.dequantize()))
+
+
+def test_q8k_takes_any_finite_value_and_weight_types_refuse_beyond_the_limit():
+    d = iqrs.quantize(good() * 1e30, "q8_k").dequantize()
+    assert np.all(np.isfinite(d)) and np.abs(d).max() > 1e29
+    for name in [t for t in TYPES if t != "q8_k"]:
+        with pytest.raises(ValueError, match="too large"):
+            iqrs.quantize(good() * 1e20, name)
+    d = iqrs.quantize(good() * 1e9, "iq5_ks").dequantize()  # f32 row scale: fine here
+    assert np.all(np.isfinite(d)) and np.abs(d).max() > 1e8

@@ -76,20 +76,49 @@ pub fn quantize_into(t: QType, x: &[f32], rows: usize, cols: usize, imatrix: Opt
     let k = arch::kernels(t);
     // Each group is checked for non-finite values right before it is quantized, on its thread
     // and while it is in cache; if any is bad, the first bad value is located and reported.
-    let bad = std::sync::atomic::AtomicBool::new(false);
+    // Types with 16-bit float scales cannot represent every finite tensor: each quantized group
+    // is decoded again (a small fraction of the quantizing time) to catch a scale that overflowed.
+    // Magnitudes beyond MAX_ABS are refused outright: the quantizers' weights square the values.
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    let (bad, overflow) = (AtomicBool::new(false), AtomicBool::new(false));
+    let verify = t != QType::Q8K;
     // Quantizing costs far more per weight than anything else: parallelise per group always.
     for_each_chunk(x, g * cols, out, g * t.row_size(cols), usize::MAX, |xs, o| {
-        if all_finite(xs) {
-            (k.quantize)(xs, cols, imatrix, o);
-        } else {
-            bad.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !all_finite(xs) {
+            bad.store(true, Relaxed);
+            return;
+        }
+        if verify && xs.iter().fold(0f32, |m, v| m.max(v.abs())) > MAX_ABS {
+            overflow.store(true, Relaxed);
+            return;
+        }
+        (k.quantize)(xs, cols, imatrix, o);
+        if verify {
+            let mut back = vec![0f32; xs.len()];
+            (k.dequantize)(o, cols, &mut back);
+            // inf/nan, or everything lost although the values are far above any format's
+            // resolution (an overflowed scale the quantizer zeroed)
+            let lost = back.iter().all(|&v| v == 0.0) && xs.iter().any(|v| v.abs() >= 1.0);
+            if !all_finite(&back) || lost {
+                overflow.store(true, Relaxed);
+            }
         }
     });
-    if bad.load(std::sync::atomic::Ordering::Relaxed) {
+    if bad.load(Relaxed) {
         check_finite("x", x, cols)?;
+    }
+    if overflow.load(Relaxed) {
+        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        return Err(IqError::Invalid(format!(
+            "x: values too large for {t} (largest |x| = {amax:e}): its scales overflow their float format or the values exceed {MAX_ABS:e}; scale the tensor down (or use a type with 32-bit row scales)"
+        )));
     }
     Ok(())
 }
+
+/// The largest magnitude the weight quantizers accept (their importance weights square the
+/// values, and sums of squares must stay finite); Q8_K takes any finite value.
+pub const MAX_ABS: f32 = 1e15;
 
 /// Whether every value is finite (branch-free, so it vectorizes).
 fn all_finite(x: &[f32]) -> bool {
