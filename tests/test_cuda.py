@@ -127,8 +127,11 @@ def test_upload_and_back(name):
 @on_gpu
 @pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_dequantize_matches_the_cpu_bit_for_bit(name, dtype):
-    q = weights(name)
+@pytest.mark.parametrize("cols", [256, 768, 1024])
+def test_dequantize_matches_the_cpu_bit_for_bit(name, dtype, cols):
+    # An odd number of blocks per row (768) starts every other row of the 2-byte aligned types
+    # (IQ3_K, IQ2_KS, IQ3_KS, IQ2_KL) off a 4-byte boundary; 256 gives rows of fewer units than a warp.
+    q = weights(name, cols=cols)
     ref = torch.from_numpy(q.dequantize())
     out = poisoned(q.shape, dtype)
     got = q.cuda().dequantize(tdtype(dtype), out=out)
@@ -144,6 +147,32 @@ def test_dequantize_reference_bytes_on_the_gpu(case):
     cq = iqrs.QTensor.from_bytes(c["quant"], c["type"], c["shape"]).cuda()
     got = cq.dequantize(out=poisoned(c["shape"], "float32")).cpu().numpy()
     np.testing.assert_array_equal(got.view(np.uint32), c["dequant"].view(np.uint32))
+
+
+@on_gpu
+@pytest.mark.parametrize("case", golden_cases())
+def test_matvec_on_reference_bytes(case):
+    # The reference's bytes (every layout detail of the _R4 interleaves included) through the
+    # mat-vec kernels, with the case's activation vector and fresh ones (1, 4 and 8 per launch).
+    c = read_case(case)
+    cq = iqrs.QTensor.from_bytes(c["quant"], c["type"], c["shape"]).cuda()
+    rows, cols = c["shape"]
+    w64 = c["dequant"].astype(np.float64)
+    for n in (1, 4, 8):
+        x = np.concatenate([c["y"].reshape(1, cols), rng().standard_normal((n - 1, cols))]).astype(np.float32)
+        got = iqrs.linear(torch.from_numpy(x).cuda(), cq, out=poisoned((n, rows), "float32"), method="mmv")
+        assert rel_err(got, q8_1(x) @ w64.T) <= 1e-5
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+@pytest.mark.parametrize("n", [1, 4])
+def test_matvec_with_odd_block_counts(name, n):
+    q = weights(name, cols=768)
+    rows, cols = q.shape
+    x = activations((n, cols), "float32")
+    got = iqrs.linear(x, q.cuda(), out=poisoned((n, rows), "float32"))
+    assert rel_err(got, q8_1(x.cpu().numpy()) @ q.dequantize().astype(np.float64).T) <= 1e-5
 
 
 @on_gpu

@@ -149,7 +149,7 @@ pub unsafe fn dequantize(w: &QMatrix, out: u64, dtype: Dtype, stream: u64) -> Re
 
 /// Decodes rows `r0 .. r0 + nrows` of `w` into `out` (`nrows x cols`).
 unsafe fn dequantize_rows(dev: &Device, w: &QMatrix, r0: usize, nrows: usize, out: u64, dtype: Dtype, stream: CUstream) -> Result<()> {
-    let f = dev.function(kernels::module_of(w.qtype)?, &kernels::dequant_name(w.qtype, dtype.suffix()))?;
+    let f = dev.function(kernels::module_of(w.qtype), &kernels::dequant_name(w.qtype, dtype.suffix()))?;
     let (src, row_bytes, rows, units) = (w.ptr + (r0 * w.row_bytes()) as u64, w.row_bytes() as u64, nrows as i32, w.units() as i32);
     let grid = grid_1d(nrows * w.units(), kernels::DEQUANT_THREADS)?;
     dev.launch(f, grid, (kernels::DEQUANT_THREADS, 1, 1), stream, &mut args![src, row_bytes, rows, units, out])
@@ -201,7 +201,7 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
     let mut c0 = 0;
     while c0 < n {
         let nc = (n - c0).min(kernels::MMV_MAX_COLS);
-        let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mmv_name(w.qtype, nc))?;
+        let f = dev.function(kernels::module_of(w.qtype), &kernels::mmv_name(w.qtype, nc))?;
         let grid = (w.rows.div_ceil(kernels::MMV_WARPS as usize * kernels::mmv_rows_per_warp(nc)) as u32, 1, 1);
         let (q, d, o) = (yq + (c0 * cols) as u64, yd + (c0 * units * 4) as u64, out + (c0 * w.rows * x_dtype.size()) as u64);
         dev.launch(f, grid, (32, kernels::MMV_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, q, d, o, xd])?;
