@@ -41,6 +41,21 @@ __device__ __forceinline__ float ld_f32(const uint8_t* p) {
     return __ldg(reinterpret_cast<const float*>(p));
 }
 
+/// A read-only 8-byte load; `p` must be 8-byte aligned.
+__device__ __forceinline__ uint2 ld_u32x2(const uint8_t* p) {
+    return __ldg(reinterpret_cast<const uint2*>(p));
+}
+
+/// A read-only 16-byte load; `p` must be 16-byte aligned.
+__device__ __forceinline__ uint4 ld_u32x4(const uint8_t* p) {
+    return __ldg(reinterpret_cast<const uint4*>(p));
+}
+
+/// Word `i` (0..3) of a 16-byte vector.
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
+    return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
 /// A read-only 2-byte load; `p` must be 2-byte aligned.
 __device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
     return __ldg(reinterpret_cast<const uint16_t*>(p));

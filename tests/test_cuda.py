@@ -290,6 +290,10 @@ def test_errors_are_exceptions():
         iqrs._iqrs.cuda_linear(*args[:4], 7, *args[5:], y.data_ptr(), 0, "auto")
     with pytest.raises(ValueError, match="multiple of 256"):
         iqrs._iqrs.cuda_dequantize("iq4_kss", 32, 500, cq.data.data_ptr(), 0, y.data_ptr(), "float32", 0)
+    # The interleaved types' kernels read a row group's words in 16 bytes.
+    r4 = weights("iq4_k_r4", rows=32, cols=512).cuda()
+    with pytest.raises(ValueError, match="16-byte aligned"):
+        iqrs._iqrs.cuda_linear("iq4_k_r4", 28, 512, r4.data.data_ptr() + 4, 0, x.data_ptr(), "float32", 2, y.data_ptr(), 0, "auto")
 
 
 @on_gpu

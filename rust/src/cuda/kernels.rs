@@ -25,11 +25,13 @@ pub const MMV_MAX_COLS: usize = 8;
 /// Warps per block of the mat-vec kernels (`MMV_WARPS` in kernels.cuh).
 pub const MMV_WARPS: u32 = 4;
 
-/// Rows each mat-vec warp handles for `ncols` vectors (`mmv_rows_per_warp` in kernels.cuh).
-pub fn mmv_rows_per_warp(ncols: usize) -> usize {
-    match ncols {
-        1 => 1,
-        2 | 3 => 2,
+/// Rows each mat-vec warp of type `t` handles for `ncols` vectors (`mmv_rows<T>` in
+/// kernels.cuh): a whole row group for the interleaved types.
+pub fn mmv_rows_per_warp(t: QType, ncols: usize) -> usize {
+    match (t.info().rows_per_group, ncols) {
+        (g, _) if g > 1 => g,
+        (_, 1) => 1,
+        (_, 2 | 3) => 2,
         _ => 4,
     }
 }
