@@ -41,6 +41,50 @@ __device__ __forceinline__ float ld_f32(const uint8_t* p) {
     return __ldg(reinterpret_cast<const float*>(p));
 }
 
+/// A read-only 8-byte load; `p` must be 8-byte aligned.
+__device__ __forceinline__ uint2 ld_u32x2(const uint8_t* p) {
+    return __ldg(reinterpret_cast<const uint2*>(p));
+}
+
+/// A read-only 16-byte load; `p` must be 16-byte aligned.
+__device__ __forceinline__ uint4 ld_u32x4(const uint8_t* p) {
+    return __ldg(reinterpret_cast<const uint4*>(p));
+}
+
+/// Word `i` (0..3) of a 16-byte vector.
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
+    return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+/// A read-only 2-byte load; `p` must be 2-byte aligned.
+__device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
+    return __ldg(reinterpret_cast<const uint16_t*>(p));
+}
+
+/// An f16 at a 2-byte aligned address, as f32 (exact).
+__device__ __forceinline__ float ld_f16(const uint8_t* p) {
+    return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(p))));
+}
+
+/// `N` consecutive little-endian words from a 2-byte aligned address (blocks of 70, 86, 102 or
+/// 110 bytes are): aligned loads, realigned by funnel shifts. A misaligned window's first load
+/// starts 2 bytes early (inside the same allocation, which is 4-byte aligned while `p` is not);
+/// its last is a 2-byte load, so nothing past `p + 4N` is read.
+template <int N>
+__device__ __forceinline__ void ld_words(const uint8_t* p, uint32_t (&w)[N]) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t(3));
+    const uint32_t shift = uint32_t(a & 2) * 8;  // 0 or 16
+    uint32_t cur = __ldg(q);
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+        // The last word of a misaligned window needs only the low half of the next aligned word.
+        const uint32_t next = i + 1 < N ? __ldg(q + i + 1) : shift ? ld_u16(p + 4 * N - 2) : 0u;
+        w[i] = __funnelshift_r(cur, next, shift);
+        cur = next;
+    }
+}
+
 /// `prmt.b32` (byte permute) without the `& 0x7777` that `__byte_perm` adds: callers pass
 /// selectors whose nibbles are below 8.
 __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
@@ -60,6 +104,27 @@ __device__ __forceinline__ void lookup16(uint32_t q, const uint32_t (&t)[4], int
     const uint32_t v1 = prmt(prmt(t[0], t[1], qm >> 16), prmt(t[2], t[3], qm >> 16), blend >> 16); // nibbles 4..7
     lo = int(prmt(v0, v1, 0x6420));
     hi = int(prmt(v0, v1, 0x7531));
+}
+
+/// Looks up the eight 3-bit indices held in the nibbles of `q` (bit 3 clear) in an 8-entry int8
+/// table, as [`lookup16`] does.
+__device__ __forceinline__ void lookup8(uint32_t q, const uint32_t (&t)[2], int& lo, int& hi) {
+    const uint32_t v0 = prmt(t[0], t[1], q);        // nibbles 0..3
+    const uint32_t v1 = prmt(t[0], t[1], q >> 16);  // nibbles 4..7
+    lo = int(prmt(v0, v1, 0x6420));
+    hi = int(prmt(v0, v1, 0x7531));
+}
+
+/// Byte `j` of `b` where byte `j` of `m` is 1, of `a` where it is 0.
+__device__ __forceinline__ int blend_bytes(int a, int b, uint32_t m) {
+    const uint32_t mask = m * 0xFFu;
+    return int((uint32_t(a) & ~mask) | (uint32_t(b) & mask));
+}
+
+/// Adds `c` to each of the four int8 values of `w`, each sum within int8 (bytes offset to
+/// unsigned, so no carry crosses a byte).
+__device__ __forceinline__ int add_i8x4(int w, uint32_t c) {
+    return int(((uint32_t(w) ^ 0x80808080u) + c * 0x01010101u) ^ 0x80808080u);
 }
 
 /// `float(v)` for |v| < 2^22 without the conversion unit: adding v to the bits of 1.5·2^23

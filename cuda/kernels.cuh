@@ -6,6 +6,9 @@
 //                                          // different scales (d[0] != d[1])
 //   static __device__ Unit unit(const uint8_t* group, int r, int u);
 //                                          // unit u (32 weights) of row r of a row group
+//   static __device__ void group_units(const uint8_t* group, int u, Unit (&x)[ROWS_PER_GROUP]);
+//                                          // (ROWS_PER_GROUP > 1 only) unit u of every row of
+//                                          // a group at once, for the mat-vec kernels
 //
 // and its family's .cu file says `IQRS_TYPE_KERNELS(name, T)` once. Tensors are ggml's layout:
 // row groups of `ROWS_PER_GROUP * row_bytes` bytes back to back.
@@ -24,6 +27,11 @@ constexpr int MMV_WARPS = 4;
 /// activations, not the weights, dominate the traffic to L1/L2 if they are read once per row;
 /// a warp that takes R rows reads them once per R rows (and holds them in registers).
 __host__ __device__ constexpr int mmv_rows_per_warp(int nc) { return nc == 1 ? 1 : nc <= 3 ? 2 : 4; }
+
+/// Rows each mat-vec warp of type `T` handles: a whole row group for the interleaved types (their
+/// rows' bytes of a unit are adjacent, so a group is read with wide loads), else as above.
+template <class T>
+__host__ __device__ constexpr int mmv_rows(int nc) { return T::ROWS_PER_GROUP > 1 ? T::ROWS_PER_GROUP : mmv_rows_per_warp(nc); }
 
 template <class T>
 __device__ __forceinline__ const uint8_t* group_of(const uint8_t* w, size_t row_bytes, int row) {
@@ -86,7 +94,7 @@ __device__ __forceinline__ void dequantize(const uint8_t* __restrict__ w, size_t
 template <class T, int NC>
 __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, const int8_t* __restrict__ yq,
                                     const float* __restrict__ yd, void* __restrict__ out, int out_dtype) {
-    constexpr int R = mmv_rows_per_warp(NC);
+    constexpr int R = mmv_rows<T>(NC);
     const int row0 = (blockIdx.x * MMV_WARPS + threadIdx.y) * R;
     if (row0 >= rows) return;
     float acc[R][NC];
@@ -105,11 +113,18 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
             yb[c] = __ldg(yp + 1);
             dy[c] = __ldg(yd + size_t(c) * units + u);
         }
+        Unit xg[T::ROWS_PER_GROUP];  // an interleaved group's rows (row0 starts a group)
+        if constexpr (T::ROWS_PER_GROUP > 1) T::group_units(group_of<T>(w, row_bytes, row0), u, xg);
 #pragma unroll
         for (int r = 0; r < R; ++r) {
             const int row = row0 + r;
             if (R > 1 && row >= rows) break;  // the same for the whole warp
-            const Unit x = T::unit(group_of<T>(w, row_bytes, row), row % T::ROWS_PER_GROUP, u);
+            Unit x;
+            if constexpr (T::ROWS_PER_GROUP > 1) {
+                x = xg[r];
+            } else {
+                x = T::unit(group_of<T>(w, row_bytes, row), 0, u);
+            }
 #pragma unroll
             for (int c = 0; c < NC; ++c) {
                 const int4 a = ya[c], b = yb[c];

@@ -1,25 +1,31 @@
-// IQ4_KS and IQ4_KSS (FORMATS.md §6.1, §6.2): an f32 row scale D, then blocks of 256 weights.
-// Per 32-weight sub-block (= one unit) a scale byte: bits 1..7 give the odd scale L = (b & 0xFE) - 127,
-// bit 0 picks the plain or the shifted half of the IQ4K grid; weight = (D·L)·T[index].
+// The row-scale types (FORMATS.md §6): a row scale D at the head of every row (f32 for IQ4_KS,
+// IQ4_KSS, IQ5_KS; f16 for IQ2_KS, IQ3_KS, IQ2_KL), then blocks of 256 weights with one integer
+// scale L per 32-weight sub-block (= one unit), so weight = (D·L)·T[index] with one scale per unit.
 //
-// * IQ4_KS block (136 bytes): scales[8], then qs[128]; byte 16·ib + t of sub-block ib holds
-//   weight t in its low nibble and weight t + 16 in its high nibble.
+// * IQ4_KS, IQ5_KS: per sub-block a scale byte: bits 1..7 give the odd scale L = (b & 0xFE) - 127,
+//   bit 0 picks the plain or the shifted half of the grid (iq4k, iq5nl).
+//   - IQ4_KS block (136 bytes): scales[8], then qs[128]; byte 16·ib + t of sub-block ib holds
+//     weight t in its low nibble and weight t + 16 in its high nibble.
+//   - IQ5_KS block (168 bytes): scales[8], qs[128], qh[32]; the 5-bit index of weight t is
+//     nibble ib % 2 of qs[32·(ib/2) + t] plus bit ib of qh[t] as bit 4.
 // * IQ4_KSS block (128 bytes): 64 u16 words, 8 per sub-block. Word k carries bit k of the scale
 //   byte in bit 0 and, in bits 1..15, the prefix-XOR code of the even-parity 16-bit index group
 //   that IQ4_KS stores in its bytes 2k and 2k + 1 (decoded as a ^ (a >> 1), a = word & 0xFFFE).
+// * IQ2_KS block (70 bytes): extra (u16), scales[4], qs[64]. L + 16 = nibble ib % 2 of
+//   scales[ib/2] plus bit 8 + ib of extra as bit 4; bit ib of extra shifts iq2nl; the index of
+//   weight t is bits 2·(ib%4) of qs[32·(ib/4) + t].
+// * IQ3_KS block (102 bytes): extra (u16), scales[4], qs[64], qh[32]. L + 16 = nibble ib / 4 of
+//   scales[ib % 4] plus bit ib of extra as bit 4; bit 8 + ib of extra shifts iq3nl; the index
+//   is bits 2·(ib%4) of qs[32·(ib/4) + t] plus bit ib of qh[t] as bit 2.
+// * IQ2_KL block (86 bytes): scales_h (u16), scales_l[4], qs[64], qh[16]. L + 32 = nibble ib / 4
+//   of scales_l[ib % 4] plus bits 2·ib..2·ib+1 of scales_h as bits 4..5; weights 2p, 2p + 1 are
+//   the coordinates of grid point g = nibble ib % 2 of qs[16·(ib/2) + p] plus bit ib of qh[p] as
+//   bit 4.
 #pragma once
 
-#include "common.cuh"
+#include "grids.cuh"
 
 namespace iqrs {
-
-/// The IQ4K grid half a scale byte selects (bit 0: the shifted half), as four packed words.
-__device__ __forceinline__ void iq4k_table(uint32_t shifted, uint32_t (&t)[4]) {
-    t[0] = shifted ? pack4(-123, -100, -79, -61) : pack4(-127, -104, -83, -65);
-    t[1] = shifted ? pack4(-45, -31, -18, -6) : pack4(-49, -35, -22, -10);
-    t[2] = shifted ? pack4(5, 17, 29, 42) : pack4(1, 13, 25, 38);
-    t[3] = shifted ? pack4(57, 73, 93, 117) : pack4(53, 69, 89, 113);
-}
 
 /// Decodes an IQ4_KS sub-block from the row scale, its scale byte and its 16 index bytes (as
 /// four words: word k = bytes 4k..4k+3, i.e. weights 4k..4k+3 and 4k+16..4k+19).
@@ -65,6 +71,108 @@ struct IQ4KSS {
             qs[k] = a ^ (a >> 1);  // bit 16 of a is clear, so the halves do not mix
         }
         return iq4ks_unit(ld_f32(row), (bits | bits >> 15) & 0xFF, qs);
+    }
+};
+
+struct IQ5KS {
+    static constexpr int BLOCK_BYTES = 168;
+    static constexpr int ROWS_PER_GROUP = 1;
+    static constexpr bool SPLIT_SCALE = false;
+
+    static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
+        const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES;
+        const int ib = u & 7;
+        uint32_t w[8], h[8], c[4];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+            w[k] = ld_u32(b + 8 + 32 * (ib >> 1) + 4 * k);
+            h[k] = (ld_u32(b + 136 + 4 * k) >> ib) & 0x01010101u;
+        }
+        pair_nibbles(w, ib & 1, c);
+        const uint32_t sbyte = __ldg(b + ib);
+        Unit x;
+        iq5nl_values(c, h, sbyte & 1, sbyte & 1, x);
+        x.d[0] = x.d[1] = ld_f32(row) * small_int_to_float(int(sbyte & 0xFE) - 127);
+        return x;
+    }
+};
+
+struct IQ2KS {
+    static constexpr int BLOCK_BYTES = 70;
+    static constexpr int ROWS_PER_GROUP = 1;
+    static constexpr bool SPLIT_SCALE = false;
+
+    static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
+        const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
+        const int ib = u & 7;
+        uint32_t idx[8];
+        ld_words(b + 6 + 32 * (ib >> 2), idx);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) idx[k] = (idx[k] >> (2 * (ib & 3))) & 0x03030303u;
+        const uint32_t extra = ld_u16(b);
+        const uint32_t sh = (extra >> ib) & 1;
+        Unit x;
+        iq2nl_values(idx, sh, sh, x);
+        const int l = int(((__ldg(b + 2 + (ib >> 1)) >> (4 * (ib & 1))) & 15) | ((extra >> (8 + ib)) & 1) << 4) - 16;
+        x.d[0] = x.d[1] = ld_f16(row) * small_int_to_float(l);
+        return x;
+    }
+};
+
+struct IQ3KS {
+    static constexpr int BLOCK_BYTES = 102;
+    static constexpr int ROWS_PER_GROUP = 1;
+    static constexpr bool SPLIT_SCALE = false;
+
+    static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
+        const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
+        const int ib = u & 7;
+        uint32_t idx[8], h[8];
+        ld_words(b + 6 + 32 * (ib >> 2), idx);
+        ld_words(b + 70, h);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) idx[k] = ((idx[k] >> (2 * (ib & 3))) & 0x03030303u) | ((h[k] >> ib) & 0x01010101u) << 2;
+        const uint32_t extra = ld_u16(b);
+        const uint32_t sh = (extra >> (8 + ib)) & 1;
+        Unit x;
+        iq3nl_values(idx, sh, sh, x);
+        const int l = int(((__ldg(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((extra >> ib) & 1) << 4) - 16;
+        x.d[0] = x.d[1] = ld_f16(row) * small_int_to_float(l);
+        return x;
+    }
+};
+
+struct IQ2KL {
+    static constexpr int BLOCK_BYTES = 86;
+    static constexpr int ROWS_PER_GROUP = 1;
+    static constexpr bool SPLIT_SCALE = false;
+
+    static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
+        const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
+        const int ib = u & 7;
+        uint32_t g[4], h[4], t[2][2][4];
+        ld_words(b + 6 + 16 * (ib >> 1), g);  // pairs 4k..4k+3 in word k
+        ld_words(b + 70, h);
+        iq2kl_table(t);
+        Unit x;
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+            // Pairs 4k..4k+3 in the low nibbles, pairs 4k+8..4k+11 in the high nibbles.
+            const int s = 4 * (ib & 1);
+            const uint32_t c = ((g[k] >> s) & 0x0F0F0F0Fu) | (((g[k + 2] >> s) << 4) & 0xF0F0F0F0u);
+            const uint32_t hlo = (h[k] >> ib) & 0x01010101u, hhi = (h[k + 2] >> ib) & 0x01010101u;
+            int v0lo, v0hi, v1lo, v1hi;  // first / second coordinates
+            lookup32(c, hlo, hhi, t[0], v0lo, v0hi);
+            lookup32(c, hlo, hhi, t[1], v1lo, v1hi);
+            // Pair p gives weights 2p, 2p + 1.
+            x.q[2 * k] = int(prmt(v0lo, v1lo, 0x5140));
+            x.q[2 * k + 1] = int(prmt(v0lo, v1lo, 0x7362));
+            x.q[2 * k + 4] = int(prmt(v0hi, v1hi, 0x5140));
+            x.q[2 * k + 5] = int(prmt(v0hi, v1hi, 0x7362));
+        }
+        const int l = int(((__ldg(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((ld_u16(b) >> (2 * ib)) & 3) << 4) - 32;
+        x.d[0] = x.d[1] = ld_f16(row) * small_int_to_float(l);
+        return x;
     }
 };
 

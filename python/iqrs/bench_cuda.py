@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             cublas[n] = cuda_median_us(torch, [lambda: torch.nn.functional.linear(xb, wb)], iters, 3)
         wb = xb = None  # free them before the quantized runs
         print(f"\nW {rows}x{cols}; cuBLAS bf16: " + ", ".join(f"N={n} {cublas[n]:.1f} µs" for n in ns))
-        print(f"{'type':<8} {'N':>5} {'path':<9} {'µs':>9} {'rate':>14} {'ref µs':>9} {'vs ref':>7} {'/cuBLAS':>8}")
+        print(f"{'type':<9} {'N':>5} {'path':<9} {'µs':>9} {'rate':>14} {'ref µs':>9} {'vs ref':>7} {'/cuBLAS':>8}")
         for name in names:
             nbytes = rows * iqrs.type_info(name).row_size(cols)
             copies = max(1, min(8, -(-4 * l2 // nbytes)))
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             ref = GPU_H100_US.get(name, {}).get((rows, cols), {})
             out_deq = torch.empty(rows, cols, device="cuda", dtype=torch.bfloat16)
             t = cuda_median_us(torch, [lambda w=w: w.dequantize(torch.bfloat16, out=out_deq) for w in ws], iters, 3)
-            print(f"{name:<8} {'-':>5} {'dequant':<9} {t:9.1f} {rows * cols * 2 / t / 1e3:9.0f} GB/s   (bf16 written; W read {nbytes / t / 1e3:.0f} GB/s)")
+            print(f"{name:<9} {'-':>5} {'dequant':<9} {t:9.1f} {rows * cols * 2 / t / 1e3:9.0f} GB/s   (bf16 written; W read {nbytes / t / 1e3:.0f} GB/s)")
             results.append({"type": name, "rows": rows, "cols": cols, "op": "dequantize_bf16", "us": t})
             for n in ns:
                 x = torch.randn(n, cols, device="cuda", dtype=torch.float32)
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                     vs = f"{r / t:6.2f}x" if r and method == "auto" else "      "
                     tg = graph_median_us(torch, calls, iters) if n <= 8 and method == "auto" else None
                     graph = f"   graph {tg:7.1f} µs {nbytes / tg / 1e3:5.0f} GB/s" + (f" {r / tg:5.2f}x" if r else "") if tg else ""
-                    print(f"{name:<8} {n:>5} {method:<9} {t:9.1f} {rate:>14} {r if r else float('nan'):9.1f} {vs} {t / cublas[n]:7.2f}x{graph}")
+                    print(f"{name:<9} {n:>5} {method:<9} {t:9.1f} {rate:>14} {r if r else float('nan'):9.1f} {vs} {t / cublas[n]:7.2f}x{graph}")
                     results.append({"type": name, "rows": rows, "cols": cols, "n": n, "method": method, "us": t, "graph_us": tg, "ref_us": r, "cublas_bf16_us": cublas[n]})
             del ws
             torch.cuda.empty_cache()

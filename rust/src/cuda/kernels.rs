@@ -1,19 +1,21 @@
 //! The kernels embedded in the library (one fatbin per `cuda/*.cu` file, compiled by build.rs)
 //! and the name of every entry point. A type's kernels live in its family's file; adding a type
-//! is one `IQRS_TYPE_KERNELS(name, Traits)` line there and one arm in [`module_of`].
+//! is one `IQRS_TYPE_KERNELS(name, Traits)` line there and one arm in [`module_of`] (an
+//! exhaustive match: a registered type without GPU kernels does not compile).
 
 use crate::registry::QType;
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
-/// The module (kernel file) holding a type's dequantize and mat-vec kernels; an error for a
-/// registered type whose GPU kernels are not written yet.
+/// The module (kernel file) holding a type's dequantize and mat-vec kernels; an error for a type
+/// whose GPU kernels are not written yet (IQ5_KS_R4).
 pub fn module_of(t: QType) -> crate::Result<&'static str> {
     match t {
         QType::Q8K => Ok("q8k"),
-        QType::IQ4KS | QType::IQ4KSS => Ok("ks"),
-        QType::IQ5KS | QType::IQ3KS | QType::IQ2KS | QType::IQ2KL => Ok("rowscale"),
-        _ => Err(crate::IqError::Invalid(format!("type {t} has no GPU kernels yet (CPU only)"))),
+        QType::IQ2K | QType::IQ3K | QType::IQ4K | QType::IQ5K | QType::IQ6K => Ok("k"),
+        QType::IQ4KS | QType::IQ4KSS | QType::IQ5KS | QType::IQ2KS | QType::IQ3KS | QType::IQ2KL => Ok("ks"),
+        QType::IQ2KR4 | QType::IQ3KR4 | QType::IQ4KR4 | QType::IQ5KR4 | QType::IQ4KSR4 => Ok("r4"),
+        QType::IQ5KSR4 => Err(crate::IqError::Invalid(format!("type {t} has no GPU kernels yet (CPU only)"))),
     }
 }
 
@@ -25,11 +27,13 @@ pub const MMV_MAX_COLS: usize = 8;
 /// Warps per block of the mat-vec kernels (`MMV_WARPS` in kernels.cuh).
 pub const MMV_WARPS: u32 = 4;
 
-/// Rows each mat-vec warp handles for `ncols` vectors (`mmv_rows_per_warp` in kernels.cuh).
-pub fn mmv_rows_per_warp(ncols: usize) -> usize {
-    match ncols {
-        1 => 1,
-        2 | 3 => 2,
+/// Rows each mat-vec warp of type `t` handles for `ncols` vectors (`mmv_rows<T>` in
+/// kernels.cuh): a whole row group for the interleaved types.
+pub fn mmv_rows_per_warp(t: QType, ncols: usize) -> usize {
+    match (t.info().rows_per_group, ncols) {
+        (g, _) if g > 1 => g,
+        (_, 1) => 1,
+        (_, 2 | 3) => 2,
         _ => 4,
     }
 }
@@ -59,12 +63,15 @@ mod tests {
         hay.windows(needle.len()).any(|w| w == needle.as_bytes())
     }
 
-    /// Every type with GPU kernels has all its entry points compiled (the names are in the cubins
-    /// symbol tables); `module_of` names the types that have them.
+    /// Every registered type has all its entry points compiled (the names are in the cubins'
+    /// symbol tables) in the module `module_of` names.
     #[test]
     fn every_type_has_its_kernels() {
-        for &t in QType::ALL.iter().filter(|&&t| module_of(t).is_ok()) {
-            let module = module_of(t).unwrap();
+        for &t in QType::ALL {
+            let Ok(module) = module_of(t) else {
+                assert_eq!(t, QType::IQ5KSR4, "only IQ5_KS_R4 may lack GPU kernels");
+                continue;
+            };
             let bin = fatbin(module).unwrap_or_else(|| panic!("no fatbin for {t}"));
             let mut names: Vec<String> = ["f32", "f16", "bf16"].iter().map(|s| dequant_name(t, s)).collect();
             names.extend((1..=MMV_MAX_COLS).map(|n| mmv_name(t, n)));

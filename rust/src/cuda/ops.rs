@@ -85,7 +85,8 @@ impl QMatrix {
         if self.rows > i32::MAX as usize / 2 || self.cols > i32::MAX as usize / 2 {
             return Err(IqError::Invalid(format!("matrix of {}x{} is too large for the GPU kernels", self.rows, self.cols)));
         }
-        check_aligned("weights", self.ptr, 4)?;
+        // The kernels read words; those of the interleaved types read a group's rows in 16 bytes.
+        check_aligned("weights", self.ptr, if self.qtype.info().rows_per_group > 1 { 16 } else { 4 })?;
         let dev = device(self.device)?;
         dev.bind()?;
         dev.check_range("weights", self.ptr, self.rows * self.row_bytes())?;
@@ -202,7 +203,7 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
     while c0 < n {
         let nc = (n - c0).min(kernels::MMV_MAX_COLS);
         let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mmv_name(w.qtype, nc))?;
-        let grid = (w.rows.div_ceil(kernels::MMV_WARPS as usize * kernels::mmv_rows_per_warp(nc)) as u32, 1, 1);
+        let grid = (w.rows.div_ceil(kernels::MMV_WARPS as usize * kernels::mmv_rows_per_warp(w.qtype, nc)) as u32, 1, 1);
         let (q, d, o) = (yq + (c0 * cols) as u64, yd + (c0 * units * 4) as u64, out + (c0 * w.rows * x_dtype.size()) as u64);
         dev.launch(f, grid, (32, kernels::MMV_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, q, d, o, xd])?;
         c0 += nc;

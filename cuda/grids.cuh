@@ -1,0 +1,179 @@
+// The non-linear grids of the IQK formats (FORMATS.md §3) as packed int8 words (entry i in byte
+// i % 4 of word i / 4), and the decoders from grid indices to a unit's values that the format
+// families share. Every grid's shifted half is its plain half plus a constant (iq2nl +5, iq3nl
+// +4, iq4k +4, iq5nl +2, iq6nl +1); the 8- and 16-entry grids are looked up whole (the shift as
+// an index bit), the larger ones by their plain half and the constant added.
+//
+// Index words: `idx[k]` holds the grid indices of weights 4k..4k+3 of a unit, one per byte.
+// Nibble-pair words (the IQ4_KS layout): `c[k]` holds the low 4 index bits of weights 4k..4k+3
+// in its low nibbles and of weights 4k+16..4k+19 in its high nibbles; `h[k]` (k = 0..7) holds
+// the index bits above those, one byte per weight of word k.
+#pragma once
+
+#include "common.cuh"
+
+namespace iqrs {
+
+/// iq2nl, both halves (8 entries).
+__device__ __forceinline__ void iq2nl_table(uint32_t (&t)[2]) {
+    t[0] = pack4(-31, -13, 1, 17);
+    t[1] = pack4(-26, -8, 6, 22);
+}
+
+/// iq3nl, both halves (16 entries).
+__device__ __forceinline__ void iq3nl_table(uint32_t (&t)[4]) {
+    t[0] = pack4(-63, -40, -23, -10);
+    t[1] = pack4(1, 13, 28, 47);
+    t[2] = pack4(-59, -36, -19, -6);
+    t[3] = pack4(5, 17, 32, 51);
+}
+
+/// The IQ4K grid half a scale byte selects (bit 0: the shifted half).
+__device__ __forceinline__ void iq4k_table(uint32_t shifted, uint32_t (&t)[4]) {
+    t[0] = shifted ? pack4(-123, -100, -79, -61) : pack4(-127, -104, -83, -65);
+    t[1] = shifted ? pack4(-45, -31, -18, -6) : pack4(-49, -35, -22, -10);
+    t[2] = shifted ? pack4(5, 17, 29, 42) : pack4(1, 13, 25, 38);
+    t[3] = shifted ? pack4(57, 73, 93, 117) : pack4(53, 69, 89, 113);
+}
+
+/// iq5nl, plain half (32 entries).
+__device__ __forceinline__ void iq5nl_table(uint32_t (&t)[2][4]) {
+    t[0][0] = pack4(-126, -114, -103, -92);
+    t[0][1] = pack4(-83, -74, -65, -57);
+    t[0][2] = pack4(-50, -43, -36, -30);
+    t[0][3] = pack4(-24, -18, -12, -6);
+    t[1][0] = pack4(-1, 5, 11, 17);
+    t[1][1] = pack4(23, 29, 36, 43);
+    t[1][2] = pack4(51, 59, 68, 77);
+    t[1][3] = pack4(87, 97, 109, 121);
+}
+
+/// iq6nl, plain half (64 entries).
+__device__ __forceinline__ void iq6nl_table(uint32_t (&t)[4][4]) {
+    t[0][0] = pack4(-127, -121, -115, -109);
+    t[0][1] = pack4(-104, -98, -93, -88);
+    t[0][2] = pack4(-84, -79, -74, -70);
+    t[0][3] = pack4(-66, -62, -58, -54);
+    t[1][0] = pack4(-51, -47, -44, -40);
+    t[1][1] = pack4(-37, -34, -31, -28);
+    t[1][2] = pack4(-25, -22, -19, -16);
+    t[1][3] = pack4(-13, -11, -8, -5);
+    t[2][0] = pack4(-2, 0, 3, 6);
+    t[2][1] = pack4(9, 12, 14, 17);
+    t[2][2] = pack4(20, 23, 27, 30);
+    t[2][3] = pack4(33, 36, 40, 44);
+    t[3][0] = pack4(47, 51, 55, 59);
+    t[3][1] = pack4(63, 68, 72, 77);
+    t[3][2] = pack4(82, 87, 92, 98);
+    t[3][3] = pack4(103, 109, 115, 121);
+}
+
+/// The IQ2_KL 2-D grid (FORMATS.md §14): first coordinates of the 32 points (`t[0]`), second
+/// coordinates (`t[1]`).
+__device__ __forceinline__ void iq2kl_table(uint32_t (&t)[2][2][4]) {
+    t[0][0][0] = pack4(-63, -63, -40, -40);
+    t[0][0][1] = pack4(-40, -40, -23, -23);
+    t[0][0][2] = pack4(-23, -23, -23, -10);
+    t[0][0][3] = pack4(-10, -10, -10, 1);
+    t[0][1][0] = pack4(1, 1, 1, 1);
+    t[0][1][1] = pack4(13, 13, 13, 13);
+    t[0][1][2] = pack4(13, 28, 28, 28);
+    t[0][1][3] = pack4(28, 28, 47, 47);
+    t[1][0][0] = pack4(-23, 13, -63, -10);
+    t[1][0][1] = pack4(13, 47, -40, -23);
+    t[1][0][2] = pack4(1, 13, 28, -63);
+    t[1][0][3] = pack4(1, 13, 47, -23);
+    t[1][1][0] = pack4(-10, 1, 13, 28);
+    t[1][1][1] = pack4(-40, -23, -10, 1);
+    t[1][1][2] = pack4(13, -63, -23, 1);
+    t[1][1][3] = pack4(28, 47, -23, 13);
+}
+
+/// 5-bit indices in a 32-entry table: the low 4 bits in the nibbles of `c` (as for `lookup16`),
+/// bit 4 in the bytes of `hlo` (low nibbles) and `hhi` (high nibbles).
+__device__ __forceinline__ void lookup32(uint32_t c, uint32_t hlo, uint32_t hhi, const uint32_t (&t)[2][4], int& lo, int& hi) {
+    int alo, ahi, blo, bhi;
+    lookup16(c, t[0], alo, ahi);
+    lookup16(c, t[1], blo, bhi);
+    lo = blend_bytes(alo, blo, hlo);
+    hi = blend_bytes(ahi, bhi, hhi);
+}
+
+/// Values of 2-bit indices (iq2nl; IQ2_K, IQ2_KS): `sh0`/`sh1` select the shifted half for
+/// weights 0..15 / 16..31.
+__device__ __forceinline__ void iq2nl_values(const uint32_t (&idx)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
+    uint32_t t[2];
+    iq2nl_table(t);
+    const uint32_t shift = sh0 * 0x04040404u | sh1 * 0x40404040u;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) lookup8(idx[k] | idx[k + 4] << 4 | shift, t, x.q[k], x.q[k + 4]);
+}
+
+/// Values of 3-bit indices (iq3nl; IQ3_K, IQ3_KS), as [`iq2nl_values`].
+__device__ __forceinline__ void iq3nl_values(const uint32_t (&idx)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
+    uint32_t t[4];
+    iq3nl_table(t);
+    const uint32_t shift = sh0 * 0x08080808u | sh1 * 0x80808080u;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) lookup16(idx[k] | idx[k + 4] << 4 | shift, t, x.q[k], x.q[k + 4]);
+}
+
+/// Values of 4-bit indices in nibble-pair words (iq4k; IQ4_K), the halves shifted by `sh0`/`sh1`.
+__device__ __forceinline__ void iq4k_values(const uint32_t (&c)[4], uint32_t sh0, uint32_t sh1, Unit& x) {
+    uint32_t t[4];
+    iq4k_table(0, t);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        lookup16(c[k], t, x.q[k], x.q[k + 4]);
+        x.q[k] = add_i8x4(x.q[k], 4 * sh0);
+        x.q[k + 4] = add_i8x4(x.q[k + 4], 4 * sh1);
+    }
+}
+
+/// Values of 5-bit indices (iq5nl; IQ5_K, IQ5_KS): nibble-pair words and bit 4 in `h`.
+__device__ __forceinline__ void iq5nl_values(const uint32_t (&c)[4], const uint32_t (&h)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
+    uint32_t t[2][4];
+    iq5nl_table(t);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        lookup32(c[k], h[k], h[k + 4], t, x.q[k], x.q[k + 4]);
+        x.q[k] = add_i8x4(x.q[k], 2 * sh0);
+        x.q[k + 4] = add_i8x4(x.q[k + 4], 2 * sh1);
+    }
+}
+
+/// Values of 6-bit indices (iq6nl; IQ6_K): nibble-pair words and bits 4..5 in `h`.
+__device__ __forceinline__ void iq6nl_values(const uint32_t (&c)[4], const uint32_t (&h)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
+    uint32_t t[4][4];
+    iq6nl_table(t);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        int v[4][2];  // the four 16-entry quarters
+#pragma unroll
+        for (int j = 0; j < 4; ++j) lookup16(c[k], t[j], v[j][0], v[j][1]);
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+            const uint32_t hs = h[k + 4 * s];
+            const uint32_t b4 = hs & 0x01010101u, b5 = (hs >> 1) & 0x01010101u;
+            x.q[k + 4 * s] = blend_bytes(blend_bytes(v[0][s], v[1][s], b4), blend_bytes(v[2][s], v[3][s], b4), b5);
+        }
+        x.q[k] = add_i8x4(x.q[k], sh0);
+        x.q[k + 4] = add_i8x4(x.q[k + 4], sh1);
+    }
+}
+
+/// `(d·L0, d·L1)` as the CPU rounds them: `d * (float)L`.
+__device__ __forceinline__ void set_scales(Unit& x, float d, int l0, int l1) {
+    x.d[0] = d * small_int_to_float(l0);
+    x.d[1] = d * small_int_to_float(l1);
+}
+
+/// The nibble-pair words of a unit whose 4-bit indices are nibble `n` of 32 bytes, one per weight
+/// (`w[k]`: weights 4k..4k+3; the IQ5_K/IQ6_K/IQ5_KS layout).
+__device__ __forceinline__ void pair_nibbles(const uint32_t (&w)[8], int n, uint32_t (&c)[4]) {
+    const int s = 4 * n;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) c[k] = ((w[k] >> s) & 0x0F0F0F0Fu) | (((w[k + 4] >> s) << 4) & 0xF0F0F0F0u);
+}
+
+}  // namespace iqrs
