@@ -402,10 +402,7 @@ def plan_repack(model: gguf.GGUFFile, unpack: bool = False, pattern: Optional[st
 def repack_model(src: gguf.PathLike, dst: gguf.PathLike, unpack: bool = False, pattern: Optional[str] = None, progress: Optional[Progress] = None) -> Report:
     """Convert every eligible IQK tensor between its base type and its ``_r4`` row-interleaved
     type (lossless both ways) with ``QTensor.repack``; copy the rest; write ``dst``."""
-    from ._qtensor import QTensor
 
-    if not hasattr(QTensor, "repack"):
-        raise ValueError("this build of iqrs has no QTensor.repack yet (the _r4 repacking is not available)")
     progress = progress or Progress()
     model = gguf.read(src)
     plans = plan_repack(model, unpack, pattern)
