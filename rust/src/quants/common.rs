@@ -164,7 +164,7 @@ pub fn sanitize_imatrix(imatrix: &[f32], x: &[f32], block: usize, out: &mut [f32
 }
 
 /// `k · Σx² / 256` over a super-block, summed in order. The reference does not contract this
-/// sum into fused multiply-adds (measured: IQ2_K…IQ6_K, IQ4_KS match it byte for byte only so),
+/// sum into fused multiply-adds (measured: every quantizer here matches it byte for byte only so),
 /// while it does contract `s2 + x²` in the importance weights `qw·sqrt(s2 + x²)`.
 #[inline(always)]
 pub fn sigma2(xb: &[f32], k: f32) -> f32 {
@@ -173,14 +173,6 @@ pub fn sigma2(xb: &[f32], k: f32) -> f32 {
         s += x * x;
     }
     s * (k / 256.0)
-}
-
-/// `k * Σx² / 256` over a super-block the way gcc compiles the loop of the row-scale quantizers
-/// (IQ5_KS, IQ3_KS, IQ2_KS, IQ2_KL): the squares are computed (vectorized) and rounded on
-/// their own, then added in order — no fused multiply-add.
-#[inline(always)]
-pub fn sigma2_rounded_squares(xb: &[f32], k: f32) -> f32 {
-    xb.iter().fold(0f32, |s, &x| s + x * x) * (k / 256.0)
 }
 
 /// The signed value with the largest magnitude (first one on ties) and that magnitude.

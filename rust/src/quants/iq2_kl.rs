@@ -16,7 +16,7 @@
 use half::f16;
 
 use super::common::{
-    fma_dispatch, fmadd, importance, nearest_int_mul, read_f32, read_u16, sigma2_rounded_squares, signed_max, with_sanitized_imatrix,
+    fma_dispatch, fmadd, importance, nearest_int_mul, read_f32, read_u16, sigma2, signed_max, with_sanitized_imatrix,
     Best, DefaultWeight, Grid,
 };
 use super::q8k;
@@ -233,7 +233,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let mut w = [0f32; 32];
     let (mut amax_scale, mut max_scale) = (0f32, 0f32);
     for (ibl, xbl) in x.chunks_exact(QK_K).enumerate() {
-        let s2 = sigma2_rounded_squares(xbl, SIGMA);
+        let s2 = sigma2(xbl, SIGMA);
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
             importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Abs, &mut w);
@@ -253,7 +253,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let (mut sumqx, mut sumq2) = (0f32, 0f32);
     let mut points = [0u8; 16];
     for (ibl, xbl) in x.chunks_exact(QK_K).enumerate() {
-        let s2 = sigma2_rounded_squares(xbl, SIGMA);
+        let s2 = sigma2(xbl, SIGMA);
         let b = &mut out[ROW_META + BLOCK * ibl..ROW_META + BLOCK * (ibl + 1)];
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];

@@ -22,7 +22,7 @@
 use half::f16;
 
 use super::common::{
-    fma_dispatch, fmadd, importance, make_qx_quants, read_f32, read_u16, shift_search, sigma2_rounded_squares, with_sanitized_imatrix, Best,
+    fma_dispatch, fmadd, importance, make_qx_quants, read_f32, read_u16, shift_search, sigma2, with_sanitized_imatrix, Best,
     DefaultWeight, Grid,
 };
 use super::q8k;
@@ -186,7 +186,7 @@ const RECIPES: [(Search, Refine, f32); 4] = [
 fn sub_block_scales(x: &[f32], qw: Option<&[f32]>, search: Search, scales: &mut [f32], sumw: &mut [f32], out: &mut [u8]) {
     let mut w = [0f32; 32];
     for (ibl, xbl) in x.chunks_exact(QK_K).enumerate() {
-        let s2 = sigma2_rounded_squares(xbl, 1.5);
+        let s2 = sigma2(xbl, 1.5);
         let mut shifts = 0u16;
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
@@ -237,7 +237,7 @@ fn finish_row(x: &[f32], qw: Option<&[f32]>, scales: &[f32], sumw: &[f32], level
     let mut w = [0f32; 32];
     let (mut sumqx, mut sumq2) = (0f32, 0f32);
     for (ibl, xbl) in x.chunks_exact(QK_K).enumerate() {
-        let s2 = sigma2_rounded_squares(xbl, 1.5);
+        let s2 = sigma2(xbl, 1.5);
         let b = &mut out[ROW_META + BLOCK * ibl..ROW_META + BLOCK * (ibl + 1)];
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];

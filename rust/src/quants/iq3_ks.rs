@@ -12,7 +12,7 @@
 use half::f16;
 
 use super::common::{
-    fma_dispatch, fmadd, importance, nearest_int_mul, read_f32, read_u16, shift_search, sigma2_rounded_squares, with_sanitized_imatrix,
+    fma_dispatch, fmadd, importance, nearest_int_mul, read_f32, read_u16, shift_search, sigma2, with_sanitized_imatrix,
     DefaultWeight, Grid,
 };
 use super::q8k;
@@ -80,7 +80,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let (mut amax_scale, mut max_scale) = (0f32, 0f32);
     for ibl in 0..nblock {
         let xbl = &x[QK_K * ibl..QK_K * (ibl + 1)];
-        let s2 = sigma2_rounded_squares(xbl, 2.0);
+        let s2 = sigma2(xbl, 2.0);
         let blk = ROW_META + BLOCK * ibl;
         let mut shifts = 0u16;
         for ib in 0..8 {
@@ -105,7 +105,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let (mut sumqx, mut sumq2) = (0f32, 0f32);
     for ibl in 0..nblock {
         let xbl = &x[QK_K * ibl..QK_K * (ibl + 1)];
-        let s2 = sigma2_rounded_squares(xbl, 2.0);
+        let s2 = sigma2(xbl, 2.0);
         let b = &mut out[ROW_META + BLOCK * ibl..ROW_META + BLOCK * (ibl + 1)];
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];

@@ -9,7 +9,7 @@
 //! (IQ5_K's layout).
 
 use super::common::{
-    fma_dispatch, fmadd, importance, nearest_int, read_f32, shift_search, sigma2_rounded_squares, with_sanitized_imatrix, DefaultWeight, Grid,
+    fma_dispatch, fmadd, importance, nearest_int, read_f32, shift_search, sigma2, with_sanitized_imatrix, DefaultWeight, Grid,
 };
 use super::q8k;
 use super::IntBlock;
@@ -73,7 +73,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let mut amax_scale = 0f32;
     for ibl in 0..nblock {
         let xbl = &x[QK_K * ibl..QK_K * (ibl + 1)];
-        let s2 = sigma2_rounded_squares(xbl, 2.0);
+        let s2 = sigma2(xbl, 2.0);
         let blk = ROW_META + BLOCK * ibl;
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
@@ -93,7 +93,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let (mut sumqx, mut sumq2) = (0f32, 0f32);
     for ibl in 0..nblock {
         let xbl = &x[QK_K * ibl..QK_K * (ibl + 1)];
-        let s2 = sigma2_rounded_squares(xbl, 2.0);
+        let s2 = sigma2(xbl, 2.0);
         let blk = ROW_META + BLOCK * ibl;
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];

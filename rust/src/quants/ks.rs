@@ -11,7 +11,9 @@
 //!   even-parity index group `v = J ^ (J << 1)`; `v`'s nibbles are the indices of weights
 //!   `2k, 2k+16, 2k+1, 2k+17` — i.e. exactly IQ4_KS's bytes `2k` and `2k+1`.
 
-use super::common::{fma_dispatch, fmadd, nearest_int, read_f32, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
+use super::common::{
+    fma_dispatch, fmadd, importance, nearest_int, read_f32, read_u16, sanitize_imatrix, shift_search, sigma2, signed_max, Best, DefaultWeight, Grid,
+};
 use super::q8k;
 use super::IntBlock;
 use crate::registry::QK_K;
@@ -53,80 +55,8 @@ pub fn table_of(byte: u8) -> &'static [i8] {
     &IQ4K_VALUES[off..off + 16]
 }
 
-/// Per-weight importance of a 32-weight sub-block (FORMATS.md §9.1, k = 2, default `x²`).
-#[inline(always)]
-fn block_weights(xb: &[f32], qw: Option<&[f32]>, s2: f32, w: &mut [f32; 32]) {
-    match qw {
-        Some(qw) => {
-            for j in 0..32 {
-                w[j] = qw[j] * fmadd(xb[j], xb[j], s2).sqrt();
-            }
-        }
-        None => {
-            for j in 0..32 {
-                w[j] = xb[j] * xb[j];
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // IQ4_KS
-
-/// For one inverse scale `id`, the weighted sums `(Σwqx, Σwq²)` of the nearest-grid solution of
-/// `id·x` and of `-id·x`. (A function, not a closure: closures would not inherit the caller's
-/// target features, and the FMAs would become library calls.)
-#[inline(always)]
-fn iq4ks_sums(g: &Grid<16>, xb: &[f32], w: &[f32; 32], id: f32) -> (f32, f32, f32, f32) {
-    let mut al = [0f32; 32];
-    for j in 0..32 {
-        al[j] = id * xb[j];
-    }
-    let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
-    g.best_indices_pm(&al, &mut ip, &mut im);
-    let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
-    for j in 0..32 {
-        let q = g.values[ip[j] as usize & 15];
-        qxp = fmadd(w[j] * q, xb[j], qxp);
-        q2p = fmadd(w[j] * q, q, q2p);
-        let q = g.values[im[j] as usize & 15];
-        qxm = fmadd(w[j] * q, xb[j], qxm);
-        q2m = fmadd(w[j] * q, q, q2m);
-    }
-    (qxp, q2p, qxm, q2m)
-}
-
-/// Search of the float scale and grid half of one 32-weight sub-block (§9.1, ntry = 7, no
-/// re-fit). Returns `(scale, shifted)`; scale 0 for an all-(near-)zero sub-block.
-#[inline(always)]
-fn iq4ks_block_scale(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
-    const NTRY: i32 = 7;
-    let (amax, max) = signed_max(xb);
-    if amax < 1e-16 {
-        return (0.0, false);
-    }
-    let t0 = PLAIN.values[0];
-    let (qxp, q2p, qxm, q2m) = iq4ks_sums(&PLAIN, xb, w, 1.0 / (-max / t0));
-    let mut best = Best { d: 0.0, score: 0.0 };
-    if q2p > 0.0 {
-        best.d = qxp / q2p;
-        best.score = best.d * qxp;
-    }
-    best.offer(qxm, q2m);
-    let mut shifted = false;
-    for itry in -NTRY..=NTRY {
-        for (g, sh) in [(&PLAIN, false), (&SHIFTED, true)] {
-            let (qxp, q2p, qxm, q2m) = iq4ks_sums(g, xb, w, (itry as f32 + g.values[0]) / max);
-            if best.offer(qxp, q2p) {
-                shifted = sh;
-            }
-            if best.offer(qxm, q2m) {
-                shifted = sh;
-            }
-        }
-    }
-    (best.d, shifted)
-}
 
 #[inline(always)]
 fn quantize_row_iq4_ks_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
@@ -141,8 +71,9 @@ fn quantize_row_iq4_ks_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
         let blk = ROW_META + IQ4KS_BLOCK * ibl;
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
-            block_weights(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, &mut w);
-            let (s, shifted) = iq4ks_block_scale(xb, &w);
+            importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Square, &mut w);
+            // §9.1, ntry = 7, no re-fit
+            let (s, shifted) = shift_search(xb, &w, &PLAIN, &SHIFTED, -PLAIN.values[0], 7, 1.0);
             out[blk + ib] = shifted as u8;
             scales[8 * ibl + ib] = s;
             amax_scale = amax_scale.max(s.abs());
@@ -167,7 +98,7 @@ fn quantize_row_iq4_ks_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
             let l = l2 - 127;
             let dl = d * l as f32;
             let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
-            block_weights(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, &mut w);
+            importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Square, &mut w);
             let qs = &mut out[blk + 8 + 16 * ib..blk + 8 + 16 * ib + 16];
             for j in 0..16 {
                 let i1 = g.best_index(idl * xb[j]);
@@ -383,7 +314,7 @@ fn quantize_row_iq4_kss_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
         let s2 = sigma2(xbl, 2.0);
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
-            block_weights(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, &mut w);
+            importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Square, &mut w);
             let s = iq4kss_block_scale(xb, &w);
             scales[8 * ibl + ib] = s;
             amax_scale = amax_scale.max(s.abs());
@@ -402,7 +333,7 @@ fn quantize_row_iq4_kss_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
         let blk = ROW_META + IQ4KSS_BLOCK * ibl;
         for ib in 0..8 {
             let xb = &xbl[32 * ib..32 * ib + 32];
-            block_weights(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, &mut w);
+            importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Square, &mut w);
             // L is odd, hence never 0.
             let l = (nearest_int(0.5 * fmadd(id, scales[8 * ibl + ib], 127.0)).clamp(0, 127) << 1) - 127;
             let dl = d * l as f32;
