@@ -2,8 +2,9 @@
 //!
 //! Each tile of [`TILE_ROWS`] weight rows is decoded once to the integer form every type shares
 //! ([`IntBlock`]: int8 grid values, 16-weight integer sub-block scales, one float per block) and
-//! laid out for the ISA's int8 dot-product instructions; the activations are packed once for all
-//! tiles. The microkernel then computes, for every (row, column, block), the same exact integer
+//! laid out for the ISA's int8 dot-product instructions (block by block through the type's
+//! `decode_int`, or at once by its tile decoder where the ISA has one: the `_R4` layouts already
+//! hold the tile's 4-rows-by-4-weights runs); the activations are packed once for all tiles. The microkernel then computes, for every (row, column, block), the same exact integer
 //! block sum as the type's dot product and accumulates `(d · d8) · S` in block order — so the
 //! result equals the row-by-row dot products bit for bit, only faster.
 
@@ -40,8 +41,17 @@ impl PackedRows {
     }
 
     /// Decodes `nrows <= TILE_ROWS` rows (whole row groups of `g` rows, `group_bytes` each)
-    /// starting at `src`; missing rows are zero.
+    /// starting at `src`; missing rows are zero. Uses the type's tile decoder where it has one.
     pub fn fill(&mut self, k: &Kernels, src: &[u8], cols: usize, g: usize, group_bytes: usize, nrows: usize) {
+        match k.fill_tile {
+            Some(f) => f(self, src, cols, nrows),
+            None => self.fill_blocks(k, src, cols, g, group_bytes, nrows),
+        }
+    }
+
+    /// [`fill`](Self::fill) block by block through the type's `decode_int` (the oracle of the
+    /// tile decoders).
+    pub fn fill_blocks(&mut self, k: &Kernels, src: &[u8], cols: usize, g: usize, group_bytes: usize, nrows: usize) {
         let mut ib = IntBlock::default();
         for r in 0..TILE_ROWS {
             for b in 0..self.blocks {
@@ -67,6 +77,10 @@ impl PackedRows {
         }
     }
 }
+
+/// Decodes a whole tile at once: `nrows <= TILE_ROWS` rows starting at `src`, as
+/// [`PackedRows::fill`] (missing rows zero).
+pub type FillTileFn = fn(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize);
 
 /// Activations packed for the microkernel: per vector, its quants offset by 128 (`q8 ^ 0x80`,
 /// unsigned) and its block scales.

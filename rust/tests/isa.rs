@@ -152,12 +152,57 @@ fn check_gemm(t: QType, groups: usize, blocks: usize, n: usize, seed: u64) {
         }
     }
     for (name, tile) in tiles {
-        for parallel in [false, true] {
-            let mut got = vec![f32::NAN; rows * n];
-            iqrs::gemm::matmul(&scalar, tile, g, rs, &q, cols, &y, n, &mut got, parallel);
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!(same(*a, *b), "{t} gemm {name} parallel={parallel} rows={rows} n={n}: [{}, {}] {a} vs dot {b}", i / n, i % n);
+        // the tile decoders: block by block (scalar kernels) and each ISA's own
+        for isa in arch::available_isas() {
+            let k = arch::kernels_for(t, isa);
+            for parallel in [false, true] {
+                let mut got = vec![f32::NAN; rows * n];
+                iqrs::gemm::matmul(&k, tile, g, rs, &q, cols, &y, n, &mut got, parallel);
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(same(*a, *b), "{t} gemm {name} fill {isa:?} parallel={parallel} rows={rows} n={n}: [{}, {}] {a} vs dot {b}", i / n, i % n);
+                }
             }
+        }
+    }
+}
+
+/// Each ISA's tile decoder fills the matrix-multiply tile exactly as the block-by-block
+/// decoder through the scalar `decode_int` does, on arbitrary bytes, partial tiles included.
+fn check_fill(t: QType, groups: usize, blocks: usize, seed: u64) {
+    use iqrs::gemm::{PackedRows, TILE_ROWS};
+    let g = t.info().rows_per_group;
+    let cols = blocks * QK_K;
+    let rs = t.row_size(cols);
+    let nrows = (groups * g).min(TILE_ROWS / g * g);
+    let mut s = seed | 1;
+    let src: Vec<u8> = (0..nrows * rs)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 32) as u8
+        })
+        .collect();
+    let scalar = arch::kernels_for(t, Isa::Scalar);
+    let mut want = PackedRows::new(blocks);
+    want.fill_blocks(&scalar, &src, cols, g, g * rs, nrows);
+    let bits = |d: &[f32]| d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for isa in arch::available_isas() {
+        let k = arch::kernels_for(t, isa);
+        // start from garbage so that every slot must be written
+        let mut got = PackedRows::new(blocks);
+        for b in 0..blocks {
+            got.w[b].fill(0x5A);
+            got.scales[b].fill(-7);
+            got.corr[b].fill(99);
+            got.d[b].fill(f32::NAN);
+        }
+        got.fill(&k, &src, cols, g, g * rs, nrows);
+        for b in 0..blocks {
+            assert_eq!(got.w[b][..], want.w[b][..], "{t} {isa:?} values, block {b}, {nrows} rows");
+            assert_eq!(got.scales[b][..], want.scales[b][..], "{t} {isa:?} scales, block {b}, {nrows} rows");
+            assert_eq!(got.corr[b], want.corr[b], "{t} {isa:?} corrections, block {b}, {nrows} rows");
+            assert_eq!(bits(&got.d[b]), bits(&want.d[b]), "{t} {isa:?} block factors, block {b}, {nrows} rows");
         }
     }
 }
@@ -167,5 +212,10 @@ proptest! {
     #[test]
     fn gemm_equals_row_dots(ti in 0..QType::ALL.len(), groups in 1usize..12, blocks in 1usize..4, n in 1usize..20, seed in any::<u64>()) {
         check_gemm(QType::ALL[ti], groups, blocks, n, seed);
+    }
+
+    #[test]
+    fn tile_decoders_equal_block_decoders(ti in 0..QType::ALL.len(), groups in 1usize..5, blocks in 1usize..4, seed in any::<u64>()) {
+        check_fill(QType::ALL[ti], groups, blocks, seed);
     }
 }

@@ -70,6 +70,10 @@ pub struct Kernels {
     pub dot: DotFn,
     /// Integer form of one super-block (scalar on every ISA: the matrix multiply amortizes it).
     pub decode_int: DecodeIntFn,
+    /// Decoder of a whole matrix-multiply tile, where the ISA has one for the type (the `_R4`
+    /// types on AVX-512, whose layout holds 4 rows × 4 weights per 16 bytes); otherwise the tile
+    /// is filled block by block through `decode_int`. Both give the same tile.
+    pub fill_tile: Option<crate::gemm::FillTileFn>,
 }
 
 /// Adapts single-row functions to the row-group signatures.
@@ -80,6 +84,7 @@ macro_rules! row_kernels {
             dequantize: |src, _cols, out| $dq(src, out),
             dot: |src, _cols, y, out| out[0] = $dot(src, y),
             decode_int: |src, _cols, _row, block, out| $int(src, block, out),
+            fill_tile: None,
         }
     };
 }

@@ -104,6 +104,7 @@ macro_rules! r4_types {
                         dequantize: |src, cols, out| dequantize_group(&$name, src, cols, out),
                         dot: |src, cols, y, out| dot_group(&$name, src, cols, y, out),
                         decode_int: |src, cols, row, block, out| decode_int(&$name, src, cols, row, block, out),
+                        fill_tile: None,
                     });
                 }
             )*

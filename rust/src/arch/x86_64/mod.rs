@@ -111,6 +111,17 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                         QType::IQ5KSR4 if avx2::k::available() => k.dot = avx512::r4::iq5_ks_r4_dot,
                         _ => {}
                     }
+                    if avx2::k::available() {
+                        k.fill_tile = match t {
+                            QType::IQ2KR4 => Some(avx512::r4::iq2_k_r4_fill_tile),
+                            QType::IQ3KR4 => Some(avx512::r4::iq3_k_r4_fill_tile),
+                            QType::IQ4KR4 => Some(avx512::r4::iq4_k_r4_fill_tile),
+                            QType::IQ5KR4 => Some(avx512::r4::iq5_k_r4_fill_tile),
+                            QType::IQ4KSR4 => Some(avx512::r4::iq4_ks_r4_fill_tile),
+                            QType::IQ5KSR4 => Some(avx512::r4::iq5_ks_r4_fill_tile),
+                            _ => None,
+                        };
+                    }
                 }
                 if avx512_vbmi_available() {
                     match t {

@@ -13,6 +13,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::gemm::{PackedRows, TILE_ROWS};
 use crate::quants::common::read_f32;
 use crate::quants::q8k;
 use crate::quants::r4::{self, R4High, R4Quants, R4Scales, R4Spec};
@@ -37,16 +38,29 @@ const fn table(values: &[i8], bias: i32) -> Table {
     t
 }
 
-/// Dword indices that broadcast the activations of each 16-byte run over its lane, for the
-/// 4-bit layout (low nibbles: weights `i + (0, 16, 4, 20)[c]`, high nibbles: `+ 8`) and the
-/// 2-bit layout (`qs` half `h`, crumb `j`: weights `16h + i + 4j`).
+/// Dword indices that broadcast the activations of each 16-byte run over its lane (4-bit layout:
+/// low nibbles weights `i + (0, 16, 4, 20)[c]`, high nibbles `+ 8`; the 2-bit layout's runs are
+/// arranged to match).
 static Y_NIB_LO: [i32; 16] = [0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5];
 static Y_NIB_HI: [i32; 16] = [2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7];
-static Y_CRUMB: [[i32; 16]; 2] = [[0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3], [4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7]];
-/// Byte picks of the per-row levels `L[r + 4h]` for the 16 dwords of a register: 4-bit layout
-/// (lanes alternate halves), 2-bit layout (all lanes in half `h`).
+/// Byte picks of the per-row levels `L[r + 4h]` for the 16 dwords of a register (lanes
+/// alternate halves).
 static L_NIB: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7];
-static L_CRUMB: [[u8; 16]; 2] = [[0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3], [4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7]];
+
+/// Dword picks `[2ib ×4, 2ib + 1 ×4]` of the 16 block sums, for the corrections of sub-block `ib`.
+static BS_PICK: [[i32; 16]; 8] = {
+    let mut t = [[0i32; 16]; 8];
+    let mut ib = 0;
+    while ib < 8 {
+        let mut k = 0;
+        while k < 8 {
+            t[ib][k] = (2 * ib + k / 4) as i32;
+            k += 1;
+        }
+        ib += 1;
+    }
+    t
+};
 
 #[inline(always)]
 unsafe fn load16(b: &[u8], off: usize) -> __m128i {
@@ -100,39 +114,35 @@ unsafe fn shifts_and_levels(spec: &R4Spec, blk: &[u8], ib: usize) -> (u16, __m12
     }
 }
 
-/// Per-lane byte patterns: `1 << 2c` (lane c), `1 << (2c + 1)`, and `1 << (j + 4h)` (lane j).
-static QH_NIB: [[u8; 64]; 2] = {
+/// Per-lane byte patterns of the qh bits: 4-bit layout `1 << 2c` (lane c), `1 << (2c + 1)`;
+/// 2-bit layout `1 << (4h + j)` for lane `(h, j)` of each register (see [`crumb_runs`]).
+static QH_NIB: [[u8; 64]; 2] = lane_bytes([[1, 4, 16, 64], [2, 8, 32, 128]]);
+static QH_CRUMB: [[u8; 64]; 2] = lane_bytes([[1, 16, 2, 32], [4, 64, 8, 128]]);
+/// 16-bit shift counts of the crumbs of lane `(h, j)`: `2j`.
+static CRUMB_SHIFT: [[u8; 64]; 2] = {
     let mut t = [[0u8; 64]; 2];
-    let mut k = 0;
-    while k < 64 {
-        t[0][k] = 1 << (2 * (k / 16));
-        t[1][k] = 1 << (2 * (k / 16) + 1);
-        k += 1;
-    }
-    t
-};
-static QH_CRUMB: [[u8; 64]; 2] = {
-    let mut t = [[0u8; 64]; 2];
-    let mut k = 0;
-    while k < 64 {
-        t[0][k] = 1 << (k / 16);
-        t[1][k] = 1 << (k / 16 + 4);
-        k += 1;
-    }
-    t
-};
-/// 16-bit shift counts `2j` for lane j (the crumb of a 2-bit run), as little-endian bytes.
-static CRUMB_SHIFT: [u8; 64] = {
-    let mut t = [0u8; 64];
     let mut k = 0;
     while k < 64 {
         if k % 2 == 0 {
-            t[k] = 2 * (k / 16) as u8;
+            t[0][k] = 2 * (k / 32) as u8;
+            t[1][k] = 4 + 2 * (k / 32) as u8;
         }
         k += 1;
     }
     t
 };
+
+/// Two registers' worth of one byte per 128-bit lane.
+const fn lane_bytes(v: [[u8; 4]; 2]) -> [[u8; 64]; 2] {
+    let mut t = [[0u8; 64]; 2];
+    let mut k = 0;
+    while k < 64 {
+        t[0][k] = v[0][k / 16];
+        t[1][k] = v[1][k / 16];
+        k += 1;
+    }
+    t
+}
 
 #[inline(always)]
 unsafe fn load64(b: &[u8], off: usize) -> __m512i {
@@ -191,21 +201,29 @@ unsafe fn runs(spec: &R4Spec, t: &Table, blk: &[u8], ib: usize, shift: u16) -> [
                 Runs { values: _mm512_add_epi8(lookup(t, hi, mhi, high), sh), y: &Y_NIB_HI, l: &L_NIB },
             ]
         }
-        R4Quants::Crumbs { high } => [crumb_runs(spec, t, blk, ib, shift, 0, high), crumb_runs(spec, t, blk, ib, shift, 1, high)],
+        R4Quants::Crumbs { high } => {
+            let q = _mm512_broadcast_i64x4(_mm256_loadu_si256(blk[spec.qs() + 32 * ib..spec.qs() + 32 * ib + 32].as_ptr().cast()));
+            let h = if high { bcast16(blk, spec.qh() + 16 * ib) } else { _mm512_setzero_si512() };
+            let sh = row_shifts(shift | shift << 8, delta);
+            [crumb_runs(t, q, h, 0, high, sh), crumb_runs(t, q, h, 1, high, sh)]
+        }
     }
 }
 
-/// The runs of `qs` half `h` of sub-block `ib` in the 2-bit layout: lane j = crumb j.
+/// Run `k` of a sub-block in the 2-bit layout, from its 32 `qs` bytes broadcast as `(half 0,
+/// half 1, half 0, half 1)` and its 16 `qh` bytes in every lane: lane `(h, j)` (lanes 0..3 =
+/// (0, 2k), (1, 2k), (0, 2k + 1), (1, 2k + 1)) holds crumb `j` of half `h`, i.e. weights
+/// `16h + 4j + i` — the same dwords of activations and the same halves per lane as the 4-bit
+/// layout's runs.
 #[inline(always)]
-unsafe fn crumb_runs(spec: &R4Spec, t: &Table, blk: &[u8], ib: usize, shift: u16, h: usize, high: bool) -> Runs {
-    let counts = load64(&CRUMB_SHIFT, 0);
-    let mut x = _mm512_and_si512(_mm512_srlv_epi16(bcast16(blk, spec.qs() + 32 * ib + 16 * h), counts), _mm512_set1_epi8(3));
+unsafe fn crumb_runs(t: &Table, q: __m512i, h: __m512i, k: usize, high: bool, sh: __m512i) -> Runs {
+    let mut x = _mm512_and_si512(_mm512_srlv_epi16(q, load64(&CRUMB_SHIFT[k], 0)), _mm512_set1_epi8(3));
     if high {
-        let set = _mm512_test_epi8_mask(bcast16(blk, spec.qh() + 16 * ib), load64(&QH_CRUMB[h], 0));
+        let set = _mm512_test_epi8_mask(h, load64(&QH_CRUMB[k], 0));
         x = _mm512_or_si512(x, _mm512_maskz_set1_epi8(set, 4));
     }
-    let sh = row_shifts(((shift >> (4 * h)) & 15) * 0x1111, spec.shift_delta());
-    Runs { values: _mm512_add_epi8(lookup(t, x, 0, false), sh), y: &Y_CRUMB[h], l: &L_CRUMB[h] }
+    let (y, l) = if k == 0 { (&Y_NIB_LO, &L_NIB) } else { (&Y_NIB_HI, &L_NIB) };
+    Runs { values: _mm512_add_epi8(lookup(t, x, 0, false), sh), y, l }
 }
 
 /// The rows' block scales: the group header's f32 (IQ*_KS_R4) or the R4 block's f16 `d[4]`.
@@ -223,6 +241,15 @@ unsafe fn row_scales(spec: &R4Spec, group: &[u8], blk: &[u8]) -> [f32; 4] {
     d
 }
 
+/// Sum of the four 128-bit lanes' dwords: per row, its partial sums over the four runs.
+#[inline(always)]
+unsafe fn sum_lanes(v: __m512i) -> __m128i {
+    _mm_add_epi32(
+        _mm_add_epi32(_mm512_castsi512_si128(v), _mm512_extracti32x4_epi32::<1>(v)),
+        _mm_add_epi32(_mm512_extracti32x4_epi32::<2>(v), _mm512_extracti32x4_epi32::<3>(v)),
+    )
+}
+
 #[inline(always)]
 unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
     let (rm, bb) = (spec.meta(), spec.block_bytes());
@@ -232,28 +259,25 @@ unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: 
         let yb = &y[q8k::BLOCK_BYTES * ibl..q8k::BLOCK_BYTES * (ibl + 1)];
         let mut s = _mm512_setzero_si512();
         let mut corr = _mm256_setzero_si256();
+        let bsums = _mm512_cvtepi16_epi32(_mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast()));
         for ib in 0..8 {
             let (shift, l) = shifts_and_levels(spec, blk, ib);
             let y32 = _mm512_castsi256_si512(_mm256_loadu_si256(yb[q8k::QS + 32 * ib..q8k::QS + 32 * ib + 32].as_ptr().cast()));
+            // both runs share the rows' levels per dword: one chain of sums, one multiply
+            let mut p = _mm512_setzero_si512();
             for run in runs(spec, t, blk, ib, shift) {
                 let yv = _mm512_permutexvar_epi32(_mm512_loadu_si512(run.y.as_ptr().cast()), y32);
-                let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), run.values, yv);
-                let lv = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, _mm_loadu_si128(run.l.as_ptr().cast())));
-                s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, lv));
+                p = _mm512_dpbusd_epi32(p, run.values, yv);
             }
+            let lv = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, _mm_loadu_si128(L_NIB.as_ptr().cast())));
+            s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, lv));
             // the table offset: 128 · L[r + 4h] · Σy over 16-weight half h
-            let bs0 = i16::from_le_bytes([yb[q8k::BSUMS + 4 * ib], yb[q8k::BSUMS + 4 * ib + 1]]) as i32;
-            let bs1 = i16::from_le_bytes([yb[q8k::BSUMS + 4 * ib + 2], yb[q8k::BSUMS + 4 * ib + 3]]) as i32;
-            let bs = _mm256_set_m128i(_mm_set1_epi32(bs1), _mm_set1_epi32(bs0));
+            let bs = _mm512_castsi512_si256(_mm512_permutexvar_epi32(_mm512_loadu_si512(BS_PICK[ib].as_ptr().cast()), bsums));
             corr = _mm256_add_epi32(corr, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(l), bs));
         }
-        let s4 = _mm_add_epi32(
-            _mm_add_epi32(_mm512_castsi512_si128(s), _mm512_extracti32x4_epi32::<1>(s)),
-            _mm_add_epi32(_mm512_extracti32x4_epi32::<2>(s), _mm512_extracti32x4_epi32::<3>(s)),
-        );
         let c4 = _mm_slli_epi32::<7>(_mm_add_epi32(_mm256_castsi256_si128(corr), _mm256_extracti128_si256::<1>(corr)));
         let mut tot = [0i32; 4];
-        _mm_storeu_si128(tot.as_mut_ptr().cast(), _mm_sub_epi32(s4, c4));
+        _mm_storeu_si128(tot.as_mut_ptr().cast(), _mm_sub_epi32(sum_lanes(s), c4));
         let d = row_scales(spec, src, blk);
         let d8 = read_f32(yb, 0);
         for r in 0..4 {
@@ -294,6 +318,63 @@ unsafe fn dequantize(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, out: &mu
     }
 }
 
+/// Decodes a matrix-multiply tile (`nrows` rows = `nrows / 4` groups) straight from the R4
+/// layout: each 16-byte run of grid values (4 rows × 4 consecutive weights) is exactly one
+/// `[row][4]` slot of [`PackedRows`], so it is stored as it comes out of the look-up; the rows'
+/// levels are the sub-block scales, and their value sums (`vpdpbusd` with ones) give the
+/// corrections. The same tile as `PackedRows::fill_blocks` through the scalar `decode_int`.
+#[inline(always)]
+unsafe fn fill_tile(spec: &R4Spec, t: &Table, w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+    let (rm, bb) = (spec.meta(), spec.block_bytes());
+    let group_bytes = 4 * spec.r4.row_size(cols);
+    let ones = _mm512_set1_epi8(1);
+    let lpick = _mm_loadu_si128(L_NIB.as_ptr().cast());
+    for grp in 0..TILE_ROWS / 4 {
+        let rows = 4 * grp..4 * grp + 4;
+        if rows.start >= nrows {
+            for b in 0..w.blocks {
+                for slot in w.w[b].chunks_exact_mut(4 * TILE_ROWS) {
+                    slot[16 * grp..16 * grp + 16].fill(0);
+                }
+                for s in 0..16 {
+                    w.scales[b][s * TILE_ROWS + rows.start..][..4].fill(0);
+                }
+                w.corr[b][rows.clone()].fill(0);
+                w.d[b][rows.clone()].fill(0.0);
+            }
+            continue;
+        }
+        let group = &src[grp * group_bytes..(grp + 1) * group_bytes];
+        for b in 0..w.blocks {
+            let blk = &group[4 * rm + bb * b..4 * rm + bb * (b + 1)];
+            let (wb, sc) = (&mut w.w[b], &mut w.scales[b]);
+            let mut corr = _mm512_setzero_si512();
+            for ib in 0..8 {
+                let (shift, l) = shifts_and_levels(spec, blk, ib);
+                let mut sums = _mm512_setzero_si512();
+                for run in runs(spec, t, blk, ib, shift) {
+                    for lane in 0..4 {
+                        // weights k..k + 4 of the 4 rows: slot k / 4 of the tile
+                        let k = 32 * ib + 4 * run.y[4 * lane] as usize;
+                        let off = (k / 4) * 4 * TILE_ROWS + 16 * grp;
+                        _mm_storeu_si128(wb[off..off + 16].as_mut_ptr().cast(), lane128(run.values, lane));
+                    }
+                    sums = _mm512_dpbusd_epi32(sums, ones, run.values);
+                }
+                let lv = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, lpick));
+                corr = _mm512_add_epi32(corr, _mm512_mullo_epi32(sums, lv));
+                // L[r + 4h] is the scale of 16-weight sub-block 2·ib + h of row r
+                let l32 = _mm256_cvtepi8_epi32(l);
+                let o = 2 * ib * TILE_ROWS + rows.start;
+                _mm_storeu_si128(sc[o..o + 4].as_mut_ptr().cast(), _mm256_castsi256_si128(l32));
+                _mm_storeu_si128(sc[o + TILE_ROWS..o + TILE_ROWS + 4].as_mut_ptr().cast(), _mm256_extracti128_si256::<1>(l32));
+            }
+            _mm_storeu_si128(w.corr[b][rows.clone()].as_mut_ptr().cast(), _mm_slli_epi32::<7>(sum_lanes(corr)));
+            w.d[b][rows.clone()].copy_from_slice(&row_scales(spec, group, blk));
+        }
+    }
+}
+
 /// 128-bit lane `i` of a register.
 #[inline(always)]
 unsafe fn lane128(v: __m512i, i: usize) -> __m128i {
@@ -305,9 +386,9 @@ unsafe fn lane128(v: __m512i, i: usize) -> __m128i {
     }
 }
 
-/// Declares the safe dot and decode entry points of one `_R4` type.
+/// Declares the safe dot, decode and tile-decode entry points of one `_R4` type.
 macro_rules! entry_points {
-    ($spec:path, $values:path, $dot:ident, $dq:ident, $name:literal) => {
+    ($spec:path, $values:path, $dot:ident, $dq:ident, $fill:ident, $name:literal) => {
         #[doc = concat!($name, " · Q8_K, the 4 rows of a group (needs VNNI).")]
         pub fn $dot(src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
             static T: Table = table(&$values, 128);
@@ -329,12 +410,23 @@ macro_rules! entry_points {
             // SAFETY: handed out only when AVX-512 F/BW/VL and F16C are present.
             unsafe { imp(src, cols, out) }
         }
+
+        #[doc = concat!($name, " matrix-multiply tile decode (needs VNNI).")]
+        pub fn $fill(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+            static T: Table = table(&$values, 0);
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+            unsafe fn imp(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+                fill_tile(&$spec, &T, w, src, cols, nrows)
+            }
+            // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI and F16C are present.
+            unsafe { imp(w, src, cols, nrows) }
+        }
     };
 }
 
-entry_points!(r4::IQ2_K_R4, IQ2NL_VALUES, iq2_k_r4_dot, iq2_k_r4_dequantize, "IQ2_K_R4");
-entry_points!(r4::IQ3_K_R4, IQ3NL_VALUES, iq3_k_r4_dot, iq3_k_r4_dequantize, "IQ3_K_R4");
-entry_points!(r4::IQ4_K_R4, IQ4K_VALUES, iq4_k_r4_dot, iq4_k_r4_dequantize, "IQ4_K_R4");
-entry_points!(r4::IQ5_K_R4, IQ5NL_VALUES, iq5_k_r4_dot, iq5_k_r4_dequantize, "IQ5_K_R4");
-entry_points!(r4::IQ4_KS_R4, IQ4K_VALUES, iq4_ks_r4_dot, iq4_ks_r4_dequantize, "IQ4_KS_R4");
-entry_points!(r4::IQ5_KS_R4, IQ5NL_VALUES, iq5_ks_r4_dot, iq5_ks_r4_dequantize, "IQ5_KS_R4");
+entry_points!(r4::IQ2_K_R4, IQ2NL_VALUES, iq2_k_r4_dot, iq2_k_r4_dequantize, iq2_k_r4_fill_tile, "IQ2_K_R4");
+entry_points!(r4::IQ3_K_R4, IQ3NL_VALUES, iq3_k_r4_dot, iq3_k_r4_dequantize, iq3_k_r4_fill_tile, "IQ3_K_R4");
+entry_points!(r4::IQ4_K_R4, IQ4K_VALUES, iq4_k_r4_dot, iq4_k_r4_dequantize, iq4_k_r4_fill_tile, "IQ4_K_R4");
+entry_points!(r4::IQ5_K_R4, IQ5NL_VALUES, iq5_k_r4_dot, iq5_k_r4_dequantize, iq5_k_r4_fill_tile, "IQ5_K_R4");
+entry_points!(r4::IQ4_KS_R4, IQ4K_VALUES, iq4_ks_r4_dot, iq4_ks_r4_dequantize, iq4_ks_r4_fill_tile, "IQ4_KS_R4");
+entry_points!(r4::IQ5_KS_R4, IQ5NL_VALUES, iq5_ks_r4_dot, iq5_ks_r4_dequantize, iq5_ks_r4_fill_tile, "IQ5_KS_R4");
