@@ -186,3 +186,16 @@ def test_torch_cpu_interop():
     out = q @ v
     assert isinstance(out, torch.Tensor) and out.shape == (8,)
     np.testing.assert_array_equal(out.numpy(), q @ v.numpy())
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 129, 3 << 20 | 77])
+def test_byte_sum_probe_reads_every_byte(n):
+    # the benchmark's read-bandwidth probe: every byte counted, on one thread and on several
+    data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
+    saved = iqrs.get_num_threads()
+    try:
+        for th in (1, 2):
+            iqrs.set_num_threads(th)
+            assert iqrs._iqrs.byte_sum(data) == int(data.sum(dtype=np.uint64))
+    finally:
+        iqrs.set_num_threads(saved)

@@ -4,7 +4,10 @@ type, beside the reference's numbers measured on this kind of machine (``_anchor
 Protocol (the reference's, see BENCHMARKS.md): quantize a 4096x4096 gaussian-with-outliers
 matrix (with and without an imatrix); dequantize it; mat-vec with W = 14336x4096 (the quantized
 rows repeated) and cold caches (each call uses the next of several copies of W that together
-exceed 768 MB). Medians of several runs after a warm-up; threads stated.
+exceed 768 MB); mat-mat with the same W times 512 activation vectors. Medians of several runs
+after a warm-up; threads stated. The machine's read bandwidth is measured in the same run (a
+1 GiB buffer summed with wide loads on the same threads) and each cold mat-vec is given as a
+fraction of it.
 """
 
 from __future__ import annotations
@@ -65,7 +68,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"iqrs {iqrs.__version__} bench — {platform.processor() or platform.machine()}, ISA {iqrs.get_isa()}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; median of {args.runs} runs; reference = ik_llama.cpp 8337e4cd3")
     saved = iqrs.get_num_threads()
+    bandwidth = {}
     try:
+        if "matvec" in only:
+            probe = np.ones(1 << 30, np.uint8)
+            for th in threads:
+                iqrs.set_num_threads(th)
+                bandwidth[th] = probe.size / median_time(lambda: _iqrs.byte_sum(probe), args.runs) / 1e9
+                ref_bw = READ_BANDWIDTH_GBPS.get(th)
+                print(f"read bandwidth {th}T: {bandwidth[th]:.2f} GB/s (1 GiB buffer; the reference's machine: {ref_bw or float('nan'):.2f})")
+            del probe
         for name in names:
             ref = REFERENCE.get(name, {})
             info = iqrs.type_info(name)
@@ -93,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
                 if "matvec" in only:
                     v = matvec_cold(q, name, qrows, y, 4 if args.quick else None, args.runs)
                     r = ref.get(f"matvec_{th}")
-                    bw = READ_BANDWIDTH_GBPS.get(th)
+                    bw = bandwidth[th]
                     print(f"  mat-vec cold  {th}T: {v:9.2f} GB/s  ref {r or float('nan'):8.2f}   {ratio(v, r)}   "
-                          f"({100 * v / bw:.0f}% of the reference's measured {bw} GB/s read bandwidth)" if bw else "")
+                          f"({100 * v / bw:.0f}% of the {bw:.1f} GB/s read bandwidth measured above)")
                 if "matmat" in only:
                     v = matmat(q, name, qrows, 64 if args.quick else 512, 3)
                     r = ref.get(f"matmat_{th}")

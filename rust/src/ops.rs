@@ -219,6 +219,10 @@ pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &
         }
     }
     for_each_chunk(data, g * rs, out, g * n, work, |src, o| {
+        if g == 1 {
+            // the next row (the `_R4` kernels prefetch block by block within their groups)
+            arch::prefetch(src, src.len(), src.len());
+        }
         let mut tmp = [0f32; 8];
         for j in 0..n {
             (k.dot)(src, cols, &y[j * ys..(j + 1) * ys], &mut tmp[..g]);
@@ -227,6 +231,16 @@ pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &
             }
         }
     });
+}
+
+/// The sum of all bytes of `b`, read in 1 MiB pieces on the pool's threads: the benchmark's
+/// read-bandwidth probe (time it on a buffer much larger than the last-level cache).
+pub fn byte_sum(b: &[u8]) -> u64 {
+    use rayon::prelude::*;
+    if threads::num_threads() == 1 {
+        return arch::byte_sum(b);
+    }
+    threads::pool().install(|| b.par_chunks(1 << 20).map(arch::byte_sum).sum())
 }
 
 /// Imatrix-weighted RMSE `sqrt(Σ w_j (x_ij - q_ij)² / Σ w_j)` (w = 1 without an imatrix).

@@ -139,3 +139,38 @@ pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
         None
     }
 }
+
+/// Asks the CPU to start loading bytes `off..off + len` counted from the start of `src` into its
+/// caches (weights the mat-vec reads next, while it computes the current ones): streamed from
+/// cold memory they arrive before they are needed, which the hardware prefetchers alone do not
+/// achieve at these compute rates. The range may extend past the end of `src` (into whatever
+/// follows, or nothing): a prefetch reads nothing architecturally and never faults. A no-op on
+/// other CPUs.
+#[inline(always)]
+pub fn prefetch(src: &[u8], off: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = src.as_ptr().wrapping_add(off);
+        let mut o = 0;
+        while o < len {
+            // SAFETY: SSE is part of x86-64, and a prefetch dereferences nothing.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(o).cast()) };
+            o += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (src, off, len);
+    }
+}
+
+/// The wrapping sum of all bytes of `b`, read with the widest loads the CPU has: a memory-read
+/// probe (the benchmark's measure of read bandwidth), not a kernel of any format.
+pub fn byte_sum(b: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if x86_64::avx2_available() {
+        return x86_64::byte_sum_avx2(b);
+    }
+    b.iter().map(|&v| v as u64).sum()
+}

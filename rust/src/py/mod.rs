@@ -177,6 +177,14 @@ fn available_isas() -> Vec<&'static str> {
     arch::available_isas().into_iter().map(|i| i.name()).collect()
 }
 
+/// Sum of all bytes of a contiguous uint8 array, on the pool's threads (the benchmark's
+/// read-bandwidth probe).
+#[pyfunction]
+fn byte_sum<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>) -> PyResult<u64> {
+    let d = data.as_slice().map_err(|_| PyValueError::new_err("data must be contiguous"))?;
+    detached(py, || -> Result<u64, IqError> { Ok(ops::byte_sum(d)) })
+}
+
 /// Test hook: panics inside the core, to prove the panic becomes a RuntimeError.
 #[pyfunction]
 fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
@@ -199,6 +207,7 @@ fn _iqrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_isa, m)?)?;
     m.add_function(wrap_pyfunction!(set_isa, m)?)?;
     m.add_function(wrap_pyfunction!(available_isas, m)?)?;
+    m.add_function(wrap_pyfunction!(byte_sum, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     cuda::register(m)?;
     Ok(())

@@ -164,6 +164,10 @@ r4_types! {
     },
 }
 
+/// How far ahead (bytes) of the R4 block being dotted the SIMD mat-vec kernels prefetch: about
+/// three blocks, a memory latency's worth of compute.
+pub const PREFETCH_AHEAD: usize = 2048;
+
 /// The spec of an `_R4` type.
 pub fn spec_of(r4: QType) -> Option<&'static R4Spec> {
     SPECS.iter().copied().find(|s| s.r4 == r4)

@@ -255,6 +255,8 @@ unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: 
     let (rm, bb) = (spec.meta(), spec.block_bytes());
     let mut acc = [0f32; 4];
     for ibl in 0..cols / QK_K {
+        // the hardware prefetchers follow an R4 block's far-apart fields poorly from cold memory
+        crate::arch::prefetch(src, 4 * rm + bb * ibl + r4::PREFETCH_AHEAD, bb);
         let blk = &src[4 * rm + bb * ibl..4 * rm + bb * (ibl + 1)];
         let yb = &y[q8k::BLOCK_BYTES * ibl..q8k::BLOCK_BYTES * (ibl + 1)];
         let mut s = _mm512_setzero_si512();
