@@ -1,6 +1,7 @@
-// The row-interleaved types (FORMATS.md §8): IQ2_K_R4, IQ3_K_R4, IQ4_K_R4, IQ5_K_R4, IQ4_KS_R4.
+// The row-interleaved types (FORMATS.md §8): IQ2_K_R4, IQ3_K_R4, IQ4_K_R4, IQ5_K_R4, IQ4_KS_R4,
+// IQ5_KS_R4.
 // A group of 4 rows is `[row scales of rows 0..3 (IQ4_KS_R4: 4 f32)][R4 block 0] …`, an R4 block
-// holding the 4 rows' data of one 256-column super-block. Unit `u` of row `r` (sub-block
+// holding the 4 rows' data of one 256-column super-block (IQ*_KS_R4: 4 f32 row scales first). Unit `u` of row `r` (sub-block
 // ib = u % 8 of R4 block u / 8) decodes to the base type's values and scales.
 //
 // IQ*_K_R4 blocks: d[4] (f16) @0, extra[8] @8, scales_h @16 (none for IQ2_K), scales_l[32] @S
@@ -8,7 +9,8 @@
 // qs[512]). The half h of the unit (16-weight sub-block 2·ib + h) has its shift in bit ib of
 // extra[r + 4h] and its scale field at is = 8·ib + r + 4h: nibble is/32 of scales_l[is % 32];
 // IQ3's sign bit is/8 of scales_h[is % 8]; IQ4/IQ5's high bits 2·(is/16) of scales_h[is % 16].
-// IQ4_KS_R4 blocks: scales[32] @0 (row r's scale byte of sub-block ib at 4·ib + r), qs[512] @32.
+// IQ4_KS_R4 blocks: scales[32] @0 (row r's scale byte of sub-block ib at 4·ib + r), qs[512] @32;
+// IQ5_KS_R4 blocks add qh[128] @544.
 //
 // The scale fields of a sub-block's 4 rows are adjacent (byte r + 4h of 8), and so are their index
 // words (word r of 16 bytes): `unit()` (dequantize) reads row r's bytes, `group_units()` (mat-vec)
@@ -231,17 +233,31 @@ struct IQ45KR4 {
 using IQ4KR4 = IQ45KR4<IQ4K::BLOCK_BYTES, 0>;
 using IQ5KR4 = IQ45KR4<IQ5K::BLOCK_BYTES, 576>;
 
-struct IQ4KSR4 {
+/// IQ4_KS_R4 and IQ5_KS_R4: `BASE_BYTES` the base block, `QH` the offset of qh in an R4 block (0
+/// for none).
+template <int BASE_BYTES, int QH>
+struct KSR4 {
     static constexpr int ROWS_PER_GROUP = 4;
     static constexpr bool SPLIT_SCALE = false;
 
     /// The R4 block of unit u (after the 4 row scales).
-    static __device__ __forceinline__ const uint8_t* block(const uint8_t* group, int u) { return group + 16 + (u >> 3) * 4 * IQ4KS::BLOCK_BYTES; }
+    static __device__ __forceinline__ const uint8_t* block(const uint8_t* group, int u) { return group + 16 + (u >> 3) * 4 * BASE_BYTES; }
 
-    static __device__ __forceinline__ Unit decode(float row_scale, uint32_t sbyte, const uint32_t (&w)[4]) {
+    /// `w`: the row's words W_0..W_3; `hw`: its qh word (as IQ5_K_R4's).
+    static __device__ __forceinline__ Unit decode(float row_scale, uint32_t sbyte, const uint32_t (&w)[4], uint32_t hw) {
         uint32_t c[4];
         r4_nibble_pairs(w, c);
-        return iq4ks_unit(row_scale, sbyte, c);
+        if constexpr (QH == 0) {
+            return iq4ks_unit(row_scale, sbyte, c);
+        } else {
+            uint32_t h[8];  // bit 4 of weights 4m..4m+3 is bit (0, 4, 1, 5, 2, 6, 3, 7)[m]
+#pragma unroll
+            for (int m = 0; m < 8; ++m) h[m] = (hw >> (m / 2 + 4 * (m % 2))) & 0x01010101u;
+            Unit x;
+            iq5nl_values(c, h, sbyte & 1, sbyte & 1, x);
+            x.d[0] = x.d[1] = row_scale * small_int_to_float(int(sbyte & 0xFE) - 127);
+            return x;
+        }
     }
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ group, int r, int u) {
@@ -250,7 +266,7 @@ struct IQ4KSR4 {
         uint32_t w[4];
 #pragma unroll
         for (int c = 0; c < 4; ++c) w[c] = row_word(b + 32 + 64 * ib + 16 * c, r);
-        return decode(ld_f32(group + 4 * r), __ldg(b + 4 * ib + r), w);
+        return decode(ld_f32(group + 4 * r), __ldg(b + 4 * ib + r), w, QH ? row_word(b + QH + 16 * ib, r) : 0u);
     }
 
     static __device__ __forceinline__ void group_units(const uint8_t* __restrict__ group, int u, Unit (&x)[4]) {
@@ -261,12 +277,16 @@ struct IQ4KSR4 {
         uint4 q[4];
 #pragma unroll
         for (int c = 0; c < 4; ++c) q[c] = rows_words<true>(b + 32 + 64 * ib + 16 * c);
+        const uint4 h = QH ? rows_words<true>(b + QH + 16 * ib) : make_uint4(0, 0, 0, 0);
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
             const uint32_t w[4] = {word_of(q[0], r), word_of(q[1], r), word_of(q[2], r), word_of(q[3], r)};
-            x[r] = decode(__uint_as_float(word_of(d, r)), (sb >> (8 * r)) & 0xFF, w);
+            x[r] = decode(__uint_as_float(word_of(d, r)), (sb >> (8 * r)) & 0xFF, w, word_of(h, r));
         }
     }
 };
+
+using IQ4KSR4 = KSR4<IQ4KS::BLOCK_BYTES, 0>;
+using IQ5KSR4 = KSR4<IQ5KS::BLOCK_BYTES, 544>;
 
 }  // namespace iqrs

@@ -28,8 +28,6 @@ def on_gpu(test):
 
 
 DTYPES = ["float32", "float16", "bfloat16"]
-# every registered type but IQ5_KS_R4, whose GPU kernels are still to be written
-GPU_TYPES = [t for t in TYPES if t != "iq5_ks_r4"]
 # Relative error of rounding one output to the type (half an ulp).
 ROUNDING = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
 _seed = iter(range(10_000, 10**9))
@@ -115,7 +113,7 @@ def test_device_info():
 
 
 @on_gpu
-@pytest.mark.parametrize("name", GPU_TYPES)
+@pytest.mark.parametrize("name", TYPES)
 def test_upload_and_back(name):
     q = weights(name)
     cq = q.cuda()
@@ -127,7 +125,7 @@ def test_upload_and_back(name):
 
 
 @on_gpu
-@pytest.mark.parametrize("name", GPU_TYPES)
+@pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cols", [256, 768, 1024])
 def test_dequantize_matches_the_cpu_bit_for_bit(name, dtype, cols):
@@ -143,7 +141,7 @@ def test_dequantize_matches_the_cpu_bit_for_bit(name, dtype, cols):
 
 
 @on_gpu
-@pytest.mark.parametrize("case", [c for c in golden_cases() if not c.startswith("iq5_ks_r4")])
+@pytest.mark.parametrize("case", golden_cases())
 def test_dequantize_reference_bytes_on_the_gpu(case):
     c = read_case(case)
     cq = iqrs.QTensor.from_bytes(c["quant"], c["type"], c["shape"]).cuda()
@@ -152,7 +150,7 @@ def test_dequantize_reference_bytes_on_the_gpu(case):
 
 
 @on_gpu
-@pytest.mark.parametrize("case", [c for c in golden_cases() if not c.startswith("iq5_ks_r4")])
+@pytest.mark.parametrize("case", golden_cases())
 def test_matvec_on_reference_bytes(case):
     # The reference's bytes (every layout detail of the _R4 interleaves included) through the
     # mat-vec kernels, with the case's activation vector and fresh ones (1, 4 and 8 per launch).
@@ -167,7 +165,7 @@ def test_matvec_on_reference_bytes(case):
 
 
 @on_gpu
-@pytest.mark.parametrize("name", GPU_TYPES)
+@pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("n", [1, 4])
 def test_matvec_with_odd_block_counts(name, n):
     q = weights(name, cols=768)
@@ -178,7 +176,7 @@ def test_matvec_with_odd_block_counts(name, n):
 
 
 @on_gpu
-@pytest.mark.parametrize("name", GPU_TYPES)
+@pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13])
 def test_matvec_error_beyond_q8_1_rounding(name, dtype, n):
@@ -201,7 +199,7 @@ def test_matvec_error_beyond_q8_1_rounding(name, dtype, n):
 
 
 @on_gpu
-@pytest.mark.parametrize("name", GPU_TYPES)
+@pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("method,n", [("auto", 9), ("auto", 100), ("auto", 300), ("gemm_f16", 40), ("gemm_bf16", 3)])
 def test_matmul_within_bf16_error(name, dtype, method, n):
@@ -216,7 +214,7 @@ def test_matmul_within_bf16_error(name, dtype, method, n):
 
 
 @on_gpu
-@pytest.mark.parametrize("name", GPU_TYPES)
+@pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("method,n", [("auto", 4), ("auto", 64), ("gemm_bf16", 8)])
 def test_large_values_stay_finite(name, method, n):
     # Weights near 1e5 do not fit in float16 (max 65504) and products reach ~1e9: the default
@@ -299,7 +297,7 @@ def test_errors_are_exceptions():
 
 
 @on_gpu
-@pytest.mark.parametrize("name", GPU_TYPES)
+@pytest.mark.parametrize("name", TYPES)
 def test_nn_linear_on_gpu_and_cpu(name):
     import iqrs.nn
 
@@ -327,13 +325,3 @@ def test_nn_linear_on_gpu_and_cpu(name):
     assert torch.equal(again(x), layer(x))
     with pytest.raises(ValueError, match="on cpu|cuda"):
         layer(x.cpu())
-
-
-
-@on_gpu
-def test_type_without_gpu_kernels_says_so():
-    cq = weights("iq5_ks_r4", rows=32, cols=512).cuda()
-    with pytest.raises(ValueError, match="no GPU kernels yet"):
-        cq.dequantize(torch.float32)
-    with pytest.raises(ValueError, match="no GPU kernels yet"):
-        iqrs.linear(activations((2, 512), "float32"), cq)
