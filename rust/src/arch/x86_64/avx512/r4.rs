@@ -47,21 +47,6 @@ static Y_NIB_HI: [i32; 16] = [2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7];
 /// alternate halves).
 static L_NIB: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7];
 
-/// Dword picks `[2ib ×4, 2ib + 1 ×4]` of the 16 block sums, for the corrections of sub-block `ib`.
-static BS_PICK: [[i32; 16]; 8] = {
-    let mut t = [[0i32; 16]; 8];
-    let mut ib = 0;
-    while ib < 8 {
-        let mut k = 0;
-        while k < 8 {
-            t[ib][k] = (2 * ib + k / 4) as i32;
-            k += 1;
-        }
-        ib += 1;
-    }
-    t
-};
-
 #[inline(always)]
 unsafe fn load16(b: &[u8], off: usize) -> __m128i {
     _mm_loadu_si128(b[off..off + 16].as_ptr().cast())
@@ -77,40 +62,132 @@ unsafe fn bcast16(b: &[u8], off: usize) -> __m512i {
     _mm512_broadcast_i32x4(load16(b, off))
 }
 
-/// `(v >> n) & mask` on 8 bytes (`n < 8`).
-#[inline(always)]
-unsafe fn bits8(v: __m128i, n: usize, mask: i8) -> __m128i {
-    _mm_and_si128(_mm_srl_epi16(v, _mm_cvtsi32_si128(n as i32)), _mm_set1_epi8(mask))
+/// The grid shifts and levels of the 8 sub-blocks of an R4 block, all decoded at once: byte
+/// `8·ib + r + 4h` of `levels` is `L` of row `r`, 16-weight half `h` of 32-weight sub-block `ib`,
+/// and the same bit of `shifts` says whether it uses the shifted grid half.
+struct BlockScales {
+    levels: [i8; 64],
+    shifts: u64,
+    /// `levels` in a register.
+    lv: __m512i,
 }
 
-/// Shift bits of sub-block `ib` (bit `r + 4h` = row `r`, 16-weight half `h`) and the levels
-/// `L[r + 4h]` as signed bytes 0..8.
+/// Byte `8·ib + j` = `1 << ib` (tests bit `ib` of byte `j` of 8 bytes broadcast to every qword).
+static BIT_OF_IB: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut k = 0;
+    while k < 64 {
+        t[k] = 1 << (k / 8);
+        k += 1;
+    }
+    t
+};
+/// 16-bit shift counts: 0 in the lower 256 bits, 4 in the upper (the two nibbles of `scales_l`).
+static NIBBLE_SHIFT: [u16; 32] = {
+    let mut t = [0u16; 32];
+    let mut k = 16;
+    while k < 32 {
+        t[k] = 4;
+        k += 1;
+    }
+    t
+};
+/// 16-bit shift counts `2·lane` (the bit pairs of `scales_h`, one sub-block pair per lane).
+static PAIR_SHIFT: [u16; 32] = {
+    let mut t = [0u16; 32];
+    let mut k = 0;
+    while k < 32 {
+        t[k] = 2 * (k / 8) as u16;
+        k += 1;
+    }
+    t
+};
+/// Dword `2i`, `2i + 1` = `i`: the 4 scale bytes of sub-block `ib` for both halves (IQ*_KS_R4).
+static DUP_DWORDS: [i32; 16] = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7];
+
 #[inline(always)]
-unsafe fn shifts_and_levels(spec: &R4Spec, blk: &[u8], ib: usize) -> (u16, __m128i) {
-    match spec.scales {
+unsafe fn block_scales(spec: &R4Spec, blk: &[u8]) -> BlockScales {
+    let bits = _mm512_loadu_si512(BIT_OF_IB.as_ptr().cast());
+    let bytes8 = |off: usize| _mm512_set1_epi64(i64::from_le_bytes(blk[off..off + 8].try_into().unwrap()));
+    let (shifts, lv) = match spec.scales {
         R4Scales::Nibbles(high) => {
-            let m = _mm_test_epi8_mask(load8(blk, 8), _mm_set1_epi8((1u8 << ib) as i8)) & 0xFF;
-            let lo = bits8(load8(blk, spec.scales_l() + 8 * (ib % 4)), 4 * (ib / 4), 15);
+            let shifts = _mm512_test_epi8_mask(bytes8(8), bits);
+            let sl = _mm256_loadu_si256(blk[spec.scales_l()..spec.scales_l() + 32].as_ptr().cast());
+            let sl = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(sl), sl);
+            let lo = _mm512_and_si512(_mm512_srlv_epi16(sl, _mm512_loadu_si512(NIBBLE_SHIFT.as_ptr().cast())), _mm512_set1_epi8(15));
             let l = match high {
-                R4High::None => _mm_sub_epi8(lo, _mm_set1_epi8(8)),
+                R4High::None => _mm512_sub_epi8(lo, _mm512_set1_epi8(8)),
                 R4High::Sign => {
-                    let neg = _mm_movm_epi8(_mm_test_epi8_mask(load8(blk, 16), _mm_set1_epi8((1u8 << ib) as i8)));
-                    let m2 = _mm_add_epi8(_mm_add_epi8(lo, lo), _mm_set1_epi8(1));
-                    _mm_sub_epi8(_mm_xor_si128(m2, neg), neg)
+                    let odd = _mm512_add_epi8(_mm512_add_epi8(lo, lo), _mm512_set1_epi8(1));
+                    let neg = _mm512_test_epi8_mask(bytes8(16), bits);
+                    _mm512_mask_sub_epi8(odd, neg, _mm512_setzero_si512(), odd)
                 }
                 R4High::Two => {
-                    let hi = bits8(load8(blk, 16 + 8 * (ib % 2)), 2 * (ib / 2), 3);
-                    _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16::<4>(hi)), _mm_set1_epi8(32))
+                    let sh = _mm512_srlv_epi16(bcast16(blk, 16), _mm512_loadu_si512(PAIR_SHIFT.as_ptr().cast()));
+                    let hi = _mm512_and_si512(sh, _mm512_set1_epi8(3));
+                    _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_slli_epi16::<4>(hi)), _mm512_set1_epi8(32))
                 }
             };
-            (m, l)
+            (shifts, l)
         }
         R4Scales::Bytes => {
-            let sb = _mm_cvtsi32_si128(i32::from_le_bytes(blk[4 * ib..4 * ib + 4].try_into().unwrap()));
-            let s4 = _mm_test_epi8_mask(sb, _mm_set1_epi8(1)) & 0xF;
-            let l4 = _mm_sub_epi8(_mm_and_si128(sb, _mm_set1_epi8(-2)), _mm_set1_epi8(127));
-            (s4 | s4 << 4, _mm_unpacklo_epi32(l4, l4))
+            let sb = _mm512_castsi256_si512(_mm256_loadu_si256(blk[..32].as_ptr().cast()));
+            let x = _mm512_permutexvar_epi32(_mm512_loadu_si512(DUP_DWORDS.as_ptr().cast()), sb);
+            let shifts = _mm512_test_epi8_mask(x, _mm512_set1_epi8(1));
+            (shifts, _mm512_sub_epi8(_mm512_and_si512(x, _mm512_set1_epi8(-2)), _mm512_set1_epi8(127)))
         }
+    };
+    let mut levels = [0i8; 64];
+    _mm512_storeu_si512(levels.as_mut_ptr().cast(), lv);
+    BlockScales { levels, shifts, lv }
+}
+
+/// Per lane (two sub-blocks), the byte order `(ib, r, h)` from `(ib, h, r)`: the two halves of a
+/// row adjacent, for `vpmaddwd`.
+static ROW_PAIRS: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut k = 0;
+    while k < 64 {
+        let (lane, ib2, r, h) = (k / 16, (k / 8) % 2, (k / 2) % 4, k % 2);
+        t[k] = (16 * lane + 8 * ib2 + 4 * h + r) as u8;
+        k += 1;
+    }
+    t
+};
+/// Word `(ib % 4, r, h)` of the block sums for sub-blocks `ib` = 0..3 (`[0]`) and 4..7 (`[1]`):
+/// the sum of 16-weight half `2·ib + h`.
+static BSUM_PAIRS: [[u16; 32]; 2] = {
+    let mut t = [[0u16; 32]; 2];
+    let mut q = 0;
+    while q < 2 {
+        let mut k = 0;
+        while k < 32 {
+            t[q][k] = (2 * (4 * q + k / 8) + k % 2) as u16;
+            k += 1;
+        }
+        q += 1;
+    }
+    t
+};
+
+impl BlockScales {
+    /// Per row, `Σ_{ib, h} L[8·ib + r + 4h] · bsums[2·ib + h]` (the table offset's correction
+    /// before the factor 128) from a Q8_K block's 16 block sums.
+    #[inline(always)]
+    unsafe fn bsum_products(&self, bsums: __m256i) -> __m128i {
+        let l = _mm512_shuffle_epi8(self.lv, _mm512_loadu_si512(ROW_PAIRS.as_ptr().cast()));
+        let b = _mm512_castsi256_si512(bsums);
+        let b0 = _mm512_permutexvar_epi16(_mm512_loadu_si512(BSUM_PAIRS[0].as_ptr().cast()), b);
+        let b1 = _mm512_permutexvar_epi16(_mm512_loadu_si512(BSUM_PAIRS[1].as_ptr().cast()), b);
+        let p0 = _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm512_castsi512_si256(l)), b0);
+        let p1 = _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64::<1>(l)), b1);
+        sum_lanes(_mm512_add_epi32(p0, p1))
+    }
+
+    /// Shift bits of sub-block `ib` (bit `r + 4h`) and its levels `L[r + 4h]` (8 bytes).
+    #[inline(always)]
+    unsafe fn of(&self, ib: usize) -> (u16, __m128i) {
+        (((self.shifts >> (8 * ib)) & 0xFF) as u16, _mm_loadl_epi64(self.levels[8 * ib..8 * ib + 8].as_ptr().cast()))
     }
 }
 
@@ -259,11 +336,10 @@ unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: 
         crate::arch::prefetch(src, 4 * rm + bb * ibl + r4::PREFETCH_AHEAD, bb);
         let blk = &src[4 * rm + bb * ibl..4 * rm + bb * (ibl + 1)];
         let yb = &y[q8k::BLOCK_BYTES * ibl..q8k::BLOCK_BYTES * (ibl + 1)];
+        let sc = block_scales(spec, blk);
         let mut s = _mm512_setzero_si512();
-        let mut corr = _mm256_setzero_si256();
-        let bsums = _mm512_cvtepi16_epi32(_mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast()));
         for ib in 0..8 {
-            let (shift, l) = shifts_and_levels(spec, blk, ib);
+            let (shift, l) = sc.of(ib);
             let y32 = _mm512_castsi256_si512(_mm256_loadu_si256(yb[q8k::QS + 32 * ib..q8k::QS + 32 * ib + 32].as_ptr().cast()));
             // both runs share the rows' levels per dword: one chain of sums, one multiply
             let mut p = _mm512_setzero_si512();
@@ -271,13 +347,13 @@ unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: 
                 let yv = _mm512_permutexvar_epi32(_mm512_loadu_si512(run.y.as_ptr().cast()), y32);
                 p = _mm512_dpbusd_epi32(p, run.values, yv);
             }
-            let lv = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, _mm_loadu_si128(L_NIB.as_ptr().cast())));
+            // the levels per dword: L[r + 4h] in lane pattern (h = 0, 1, 0, 1)
+            let lv = _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(l, l));
             s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, lv));
-            // the table offset: 128 · L[r + 4h] · Σy over 16-weight half h
-            let bs = _mm512_castsi512_si256(_mm512_permutexvar_epi32(_mm512_loadu_si512(BS_PICK[ib].as_ptr().cast()), bsums));
-            corr = _mm256_add_epi32(corr, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(l), bs));
         }
-        let c4 = _mm_slli_epi32::<7>(_mm_add_epi32(_mm256_castsi256_si128(corr), _mm256_extracti128_si256::<1>(corr)));
+        // the table offset: 128 · Σ L[r + 4h] · Σy over each 16-weight half
+        let bsums = _mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast());
+        let c4 = _mm_slli_epi32::<7>(sc.bsum_products(bsums));
         let mut tot = [0i32; 4];
         _mm_storeu_si128(tot.as_mut_ptr().cast(), _mm_sub_epi32(sum_lanes(s), c4));
         let d = row_scales(spec, src, blk);
@@ -295,8 +371,9 @@ unsafe fn dequantize(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, out: &mu
     for ibl in 0..cols / QK_K {
         let blk = &src[4 * rm + bb * ibl..4 * rm + bb * (ibl + 1)];
         let d = _mm_loadu_ps(row_scales(spec, src, blk).as_ptr());
+        let sc = block_scales(spec, blk);
         for ib in 0..8 {
-            let (shift, l) = shifts_and_levels(spec, blk, ib);
+            let (shift, l) = sc.of(ib);
             // d_r · L[r + 4h] for the 8 (h, r), one rounding as the scalar decoder
             let dd = _mm256_set_m128(d, d);
             let mut dl = [0f32; 8];
@@ -330,7 +407,6 @@ unsafe fn fill_tile(spec: &R4Spec, t: &Table, w: &mut PackedRows, src: &[u8], co
     let (rm, bb) = (spec.meta(), spec.block_bytes());
     let group_bytes = 4 * spec.r4.row_size(cols);
     let ones = _mm512_set1_epi8(1);
-    let lpick = _mm_loadu_si128(L_NIB.as_ptr().cast());
     for grp in 0..TILE_ROWS / 4 {
         let rows = 4 * grp..4 * grp + 4;
         if rows.start >= nrows {
@@ -350,9 +426,10 @@ unsafe fn fill_tile(spec: &R4Spec, t: &Table, w: &mut PackedRows, src: &[u8], co
         for b in 0..w.blocks {
             let blk = &group[4 * rm + bb * b..4 * rm + bb * (b + 1)];
             let (wb, sc) = (&mut w.w[b], &mut w.scales[b]);
+            let bsc = block_scales(spec, blk);
             let mut corr = _mm512_setzero_si512();
             for ib in 0..8 {
-                let (shift, l) = shifts_and_levels(spec, blk, ib);
+                let (shift, l) = bsc.of(ib);
                 let mut sums = _mm512_setzero_si512();
                 for run in runs(spec, t, blk, ib, shift) {
                     for lane in 0..4 {
@@ -363,7 +440,7 @@ unsafe fn fill_tile(spec: &R4Spec, t: &Table, w: &mut PackedRows, src: &[u8], co
                     }
                     sums = _mm512_dpbusd_epi32(sums, ones, run.values);
                 }
-                let lv = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, lpick));
+                let lv = _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(l, l));
                 corr = _mm512_add_epi32(corr, _mm512_mullo_epi32(sums, lv));
                 // L[r + 4h] is the scale of 16-weight sub-block 2·ib + h of row r
                 let l32 = _mm256_cvtepi8_epi32(l);
