@@ -215,7 +215,9 @@ proptest! {
     }
 
     #[test]
-    fn tile_decoders_equal_block_decoders(ti in 0..QType::ALL.len(), groups in 1usize..5, blocks in 1usize..4, seed in any::<u64>()) {
-        check_fill(QType::ALL[ti], groups, blocks, seed);
+    fn tile_decoders_equal_block_decoders(groups in 1usize..5, blocks in 1usize..4, seed in any::<u64>()) {
+        for &t in QType::ALL {
+            check_fill(t, groups, blocks, seed);
+        }
     }
 }

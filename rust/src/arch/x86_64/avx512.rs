@@ -13,6 +13,7 @@ use std::arch::x86_64::*;
 
 pub mod k;
 pub mod r4;
+pub mod tile;
 
 use crate::gemm::{PackedCols, PackedRows, TILE_ROWS};
 use crate::quants::common::read_f32;
@@ -233,6 +234,51 @@ pub fn iq4_kss_dot(src: &[u8], y: &[u8]) -> f32 {
 pub fn iq4_kss_dequantize(src: &[u8], out: &mut [f32]) {
     // SAFETY: handed out only when AVX-512 F/BW/VL are present.
     unsafe { iq4_kss_dequantize_impl(src, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The matrix multiply's tile decoders of IQ4_KS and IQ4_KSS
+
+/// Scale dword `s` (16-weight sub-block) from the 8 scale bytes: `L` of byte `s / 2`.
+#[inline(always)]
+unsafe fn iq4_levels16(sbytes: u64) -> __m512i {
+    let b = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(_mm_cvtsi64_si128(sbytes as i64), _mm_cvtsi64_si128(sbytes as i64)));
+    _mm512_sub_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0xFE)), _mm512_set1_epi32(127))
+}
+
+/// Super-block `b` of an IQ4_KS or IQ4_KSS row from its 4 sub-block pairs (scale bytes, packed
+/// indices).
+#[inline(always)]
+unsafe fn iq4_row_block(row: &[u8], pairs: [(u8, u8, __m256i); 4]) -> tile::RowBlock {
+    let mut v = [_mm512_setzero_si512(); 4];
+    let mut sbytes = 0u64;
+    for (j, (s0, s1, packed)) in pairs.into_iter().enumerate() {
+        v[j] = _mm512_shuffle_epi8(iq4k_table2(s0, s1), iq4_indices2(packed));
+        sbytes |= (s0 as u64) << (16 * j) | (s1 as u64) << (16 * j + 8);
+    }
+    tile::RowBlock { v, l: iq4_levels16(sbytes), d: read_f32(row, 0) }
+}
+
+/// IQ4_KS matrix-multiply tile decode (needs VNNI).
+pub fn iq4_ks_fill_tile(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    unsafe fn imp(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+        let rs = ROW_META + IQ4KS_BLOCK * (cols / QK_K);
+        tile::fill_rows(w, src, rs, nrows, |row, b| iq4_row_block(row, iq4_ks_pairs(&row[ROW_META + IQ4KS_BLOCK * b..])))
+    }
+    // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present.
+    unsafe { imp(w, src, cols, nrows) }
+}
+
+/// IQ4_KSS matrix-multiply tile decode (needs VNNI).
+pub fn iq4_kss_fill_tile(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    unsafe fn imp(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+        let rs = ROW_META + IQ4KSS_BLOCK * (cols / QK_K);
+        tile::fill_rows(w, src, rs, nrows, |row, b| iq4_row_block(row, iq4_kss_pairs(&row[ROW_META + IQ4KSS_BLOCK * b..])))
+    }
+    // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present.
+    unsafe { imp(w, src, cols, nrows) }
 }
 
 // ---------------------------------------------------------------------------------------------

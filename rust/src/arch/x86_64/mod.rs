@@ -113,6 +113,13 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                     }
                     if avx2::k::available() {
                         k.fill_tile = match t {
+                            QType::IQ4KS => Some(avx512::iq4_ks_fill_tile),
+                            QType::IQ4KSS => Some(avx512::iq4_kss_fill_tile),
+                            QType::IQ2K => Some(avx512::k::iq2_k_fill_tile),
+                            QType::IQ3K => Some(avx512::k::iq3_k_fill_tile),
+                            QType::IQ4K => Some(avx512::k::iq4_k_fill_tile),
+                            QType::IQ5K => Some(avx512::k::iq5_k_fill_tile),
+                            QType::IQ6K => Some(avx512::k::iq6_k_fill_tile),
                             QType::IQ2KR4 => Some(avx512::r4::iq2_k_r4_fill_tile),
                             QType::IQ3KR4 => Some(avx512::r4::iq3_k_r4_fill_tile),
                             QType::IQ4KR4 => Some(avx512::r4::iq4_k_r4_fill_tile),
@@ -121,6 +128,15 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                             QType::IQ5KSR4 => Some(avx512::r4::iq5_ks_r4_fill_tile),
                             _ => None,
                         };
+                    }
+                }
+                if avx512_vnni_available() {
+                    match t {
+                        QType::IQ5KS => k.fill_tile = Some(rowscale::iq5_ks_fill_tile),
+                        QType::IQ3KS => k.fill_tile = Some(rowscale::iq3_ks_fill_tile),
+                        QType::IQ2KS => k.fill_tile = Some(rowscale::iq2_ks_fill_tile),
+                        QType::IQ2KL => k.fill_tile = Some(rowscale::iq2_kl_fill_tile),
+                        _ => {}
                     }
                 }
                 if avx512_vbmi_available() {

@@ -21,6 +21,8 @@ use std::arch::x86_64::*;
 
 use super::avx2::{hsum_i32, load16, load32, scaled_dot32, store_scaled32};
 use super::avx512::load64;
+use super::avx512::tile::{fill_rows, RowBlock};
+use crate::gemm::PackedRows;
 use crate::quants::common::read_f32;
 use crate::quants::{iq2_kl, iq2_ks, iq3_ks, iq5_ks, q8k};
 use crate::registry::QK_K;
@@ -497,11 +499,28 @@ impl RowScale for Iq2Kl {
     }
 }
 
+/// Dword `2i`, `2i + 1` = `i`: the scale of each 16-weight half from the 32-weight sub-blocks'.
+static HALVES: [i32; 16] = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7];
+
+/// Super-block `b` of one row in registers, for the matrix multiply's tile decoder (needs
+/// AVX-512 F/BW/VL and AVX2).
+#[inline(always)]
+unsafe fn row_block<T: RowScale>(row: &[u8], b: usize) -> RowBlock {
+    let blk = &row[T::ROW_META + T::BLOCK * b..T::ROW_META + T::BLOCK * (b + 1)];
+    let mut v = [_mm512_setzero_si512(); 4];
+    for (j, vj) in v.iter_mut().enumerate() {
+        let [t0, t1] = T::values_pair(blk, j);
+        *vj = join(t0, t1);
+    }
+    let l = _mm512_permutexvar_epi32(_mm512_loadu_si512(HALVES.as_ptr().cast()), _mm512_castsi256_si512(T::scales8(blk)));
+    RowBlock { v, l, d: T::row_scale(row) }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
 macro_rules! entry_points {
-    ($t:ty, $dot2:ident, $deq2:ident, $dot512:ident, $f512:literal) => {
+    ($t:ty, $dot2:ident, $deq2:ident, $dot512:ident, $fill:ident, $f512:literal) => {
         /// Dot product with a Q8_K row (AVX2).
         pub fn $dot2(src: &[u8], y: &[u8]) -> f32 {
             #[target_feature(enable = "avx2,fma")]
@@ -531,10 +550,20 @@ macro_rules! entry_points {
             // SAFETY: handed out only when the features enabled above are present.
             unsafe { imp(src, y) }
         }
+
+        /// Matrix-multiply tile decode (AVX-512 with VNNI).
+        pub fn $fill(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+            unsafe fn imp(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+                fill_rows(w, src, <$t>::ROW_META + <$t>::BLOCK * (cols / QK_K), nrows, |row, b| row_block::<$t>(row, b))
+            }
+            // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI and AVX2 are present.
+            unsafe { imp(w, src, cols, nrows) }
+        }
     };
 }
 
-entry_points!(Iq5Ks, iq5_ks_dot_avx2, iq5_ks_dequantize_avx2, iq5_ks_dot_avx512, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
-entry_points!(Iq3Ks, iq3_ks_dot_avx2, iq3_ks_dequantize_avx2, iq3_ks_dot_avx512, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
-entry_points!(Iq2Ks, iq2_ks_dot_avx2, iq2_ks_dequantize_avx2, iq2_ks_dot_avx512, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
-entry_points!(Iq2Kl, iq2_kl_dot_avx2, iq2_kl_dequantize_avx2, iq2_kl_dot_avx512, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
+entry_points!(Iq5Ks, iq5_ks_dot_avx2, iq5_ks_dequantize_avx2, iq5_ks_dot_avx512, iq5_ks_fill_tile, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
+entry_points!(Iq3Ks, iq3_ks_dot_avx2, iq3_ks_dequantize_avx2, iq3_ks_dot_avx512, iq3_ks_fill_tile, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
+entry_points!(Iq2Ks, iq2_ks_dot_avx2, iq2_ks_dequantize_avx2, iq2_ks_dot_avx512, iq2_ks_fill_tile, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");
+entry_points!(Iq2Kl, iq2_kl_dot_avx2, iq2_kl_dequantize_avx2, iq2_kl_dot_avx512, iq2_kl_fill_tile, "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma");

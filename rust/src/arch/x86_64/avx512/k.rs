@@ -13,6 +13,8 @@
 use std::arch::x86_64::*;
 
 use super::super::avx2::k::{block_d, indices32, levels16};
+use super::tile::{fill_rows, RowBlock};
+use crate::gemm::PackedRows;
 use crate::quants::common::{read_f32, read_u16};
 use crate::quants::k::{self, Format};
 use crate::quants::q8k;
@@ -140,9 +142,22 @@ unsafe fn dequantize<const C: usize>(f: &Format, t: &Tables<C>, src: &[u8], out:
     }
 }
 
+/// Super-block `b` of one row in registers, for the tile decoder.
+#[inline(always)]
+unsafe fn row_block<const C: usize>(f: &Format, t: &Tables<C>, row: &[u8], b: usize) -> RowBlock {
+    let blk = &row[f.layout.bytes * b..f.layout.bytes * (b + 1)];
+    let extra = read_u16(blk, 2) as usize;
+    // (no closures here: they would not inherit the caller's target features)
+    let mut v = [_mm512_setzero_si512(); 4];
+    for (j, vj) in v.iter_mut().enumerate() {
+        *vj = values64(&t.plain, indices64(f, blk, j), (extra >> (4 * j)) & 15);
+    }
+    RowBlock { v, l: _mm512_cvtepi8_epi32(levels16(f, blk)), d: block_d(blk) }
+}
+
 /// Declares the safe dot and decode entry points of one type.
 macro_rules! entry_points {
-    ($fmt:path, $tables:ident, $dot:ident, $dq:ident, $name:literal) => {
+    ($fmt:path, $tables:ident, $dot:ident, $dq:ident, $fill:ident, $name:literal) => {
         #[doc = concat!($name, " · Q8_K (needs VNNI).")]
         pub fn $dot(src: &[u8], y: &[u8]) -> f32 {
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -151,6 +166,16 @@ macro_rules! entry_points {
             }
             // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI and F16C are present.
             unsafe { imp(src, y) }
+        }
+
+        #[doc = concat!($name, " matrix-multiply tile decode (needs VNNI).")]
+        pub fn $fill(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+            unsafe fn imp(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize) {
+                fill_rows(w, src, $fmt.layout.bytes * (cols / QK_K), nrows, |row, b| row_block(&$fmt, &$tables, row, b))
+            }
+            // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI and F16C are present.
+            unsafe { imp(w, src, cols, nrows) }
         }
 
         #[doc = concat!($name, " row decode.")]
@@ -165,8 +190,8 @@ macro_rules! entry_points {
     };
 }
 
-entry_points!(k::IQ2K, IQ2_T, iq2_k_dot, iq2_k_dequantize, "IQ2_K");
-entry_points!(k::IQ3K, IQ3_T, iq3_k_dot, iq3_k_dequantize, "IQ3_K");
-entry_points!(k::IQ4K, IQ4_T, iq4_k_dot, iq4_k_dequantize, "IQ4_K");
-entry_points!(k::IQ5K, IQ5_T, iq5_k_dot, iq5_k_dequantize, "IQ5_K");
-entry_points!(k::IQ6K, IQ6_T, iq6_k_dot, iq6_k_dequantize, "IQ6_K");
+entry_points!(k::IQ2K, IQ2_T, iq2_k_dot, iq2_k_dequantize, iq2_k_fill_tile, "IQ2_K");
+entry_points!(k::IQ3K, IQ3_T, iq3_k_dot, iq3_k_dequantize, iq3_k_fill_tile, "IQ3_K");
+entry_points!(k::IQ4K, IQ4_T, iq4_k_dot, iq4_k_dequantize, iq4_k_fill_tile, "IQ4_K");
+entry_points!(k::IQ5K, IQ5_T, iq5_k_dot, iq5_k_dequantize, iq5_k_fill_tile, "IQ5_K");
+entry_points!(k::IQ6K, IQ6_T, iq6_k_dot, iq6_k_dequantize, iq6_k_fill_tile, "IQ6_K");

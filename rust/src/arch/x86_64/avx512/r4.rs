@@ -57,6 +57,12 @@ unsafe fn load8(b: &[u8], off: usize) -> __m128i {
     _mm_loadl_epi64(b[off..off + 8].as_ptr().cast())
 }
 
+/// 8 bytes at `off` in every qword.
+#[inline(always)]
+unsafe fn bcast8(b: &[u8], off: usize) -> __m512i {
+    _mm512_set1_epi64(i64::from_le_bytes(b[off..off + 8].try_into().unwrap()))
+}
+
 #[inline(always)]
 unsafe fn bcast16(b: &[u8], off: usize) -> __m512i {
     _mm512_broadcast_i32x4(load16(b, off))
@@ -108,10 +114,9 @@ static DUP_DWORDS: [i32; 16] = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7];
 #[inline(always)]
 unsafe fn block_scales(spec: &R4Spec, blk: &[u8]) -> BlockScales {
     let bits = _mm512_loadu_si512(BIT_OF_IB.as_ptr().cast());
-    let bytes8 = |off: usize| _mm512_set1_epi64(i64::from_le_bytes(blk[off..off + 8].try_into().unwrap()));
     let (shifts, lv) = match spec.scales {
         R4Scales::Nibbles(high) => {
-            let shifts = _mm512_test_epi8_mask(bytes8(8), bits);
+            let shifts = _mm512_test_epi8_mask(bcast8(blk, 8), bits);
             let sl = _mm256_loadu_si256(blk[spec.scales_l()..spec.scales_l() + 32].as_ptr().cast());
             let sl = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(sl), sl);
             let lo = _mm512_and_si512(_mm512_srlv_epi16(sl, _mm512_loadu_si512(NIBBLE_SHIFT.as_ptr().cast())), _mm512_set1_epi8(15));
@@ -119,7 +124,7 @@ unsafe fn block_scales(spec: &R4Spec, blk: &[u8]) -> BlockScales {
                 R4High::None => _mm512_sub_epi8(lo, _mm512_set1_epi8(8)),
                 R4High::Sign => {
                     let odd = _mm512_add_epi8(_mm512_add_epi8(lo, lo), _mm512_set1_epi8(1));
-                    let neg = _mm512_test_epi8_mask(bytes8(16), bits);
+                    let neg = _mm512_test_epi8_mask(bcast8(blk, 16), bits);
                     _mm512_mask_sub_epi8(odd, neg, _mm512_setzero_si512(), odd)
                 }
                 R4High::Two => {
