@@ -32,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=5, help="runs per measurement; the median is reported (default 5)")
     p.add_argument("--only", default="quantize,dequantize,matvec,matmat", help="which measurements (default: all four)")
     p.add_argument("--quick", action="store_true", help="1024x4096 quantize matrix and fewer mat-vec copies (a smoke run)")
+    p.add_argument("--r4-vs-base", action="store_true",
+                   help="instead: each _R4 type against its base type on the same weights, mat-vec (cold) and mat-mat "
+                        "interleaved call by call (so a busy machine slows both alike)")
+    p.add_argument("--columns", type=int, default=512, help="activation vectors of the mat-mat (default 512)")
 
 
 def gaussian_outliers(rows: int, cols: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +63,8 @@ def ratio(v: float, ref: Optional[float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.r4_vs_base:
+        return run_r4_vs_base(args)
     names = [iqrs.type_info(t).name for t in args.types.split(",")] if args.types else [t.name for t in iqrs.types()]
     threads = [int(t) for t in args.threads.split(",")]
     only = set(args.only.split(","))
@@ -112,6 +118,52 @@ def run(args: argparse.Namespace) -> int:
                     v = matmat(q, name, qrows, 64 if args.quick else 512, 3)
                     r = ref.get(f"matmat_{th}")
                     print(f"  mat-mat x{64 if args.quick else 512:<4} {th}T: {v:9.1f} GFLOP/s ref {r or float('nan'):8.1f}   {ratio(v, r)}")
+    finally:
+        iqrs.set_num_threads(saved)
+    return 0
+
+
+def run_r4_vs_base(args: argparse.Namespace) -> int:
+    """Each _R4 type against its base type, the same weights (the base bytes repacked), W =
+    14336x4096: cold mat-vec GB/s and mat-mat x512 GFLOP/s, medians of ``--runs`` rounds in
+    which the two are called alternately."""
+    pairs = [(t.name[:-3], t.name) for t in iqrs.types() if t.name.endswith("_r4")]
+    if args.types:
+        wanted = {iqrs.type_info(t).name for t in args.types.split(",")}
+        pairs = [p for p in pairs if wanted & set(p)]
+    threads = [int(t) for t in args.threads.split(",")]
+    rows, cols, n = 14336, 4096, args.columns
+    x, im = gaussian_outliers(4096, cols, 0xA4C40000)
+    y = np.random.default_rng(7).standard_normal((1, cols)).astype(np.float32)
+    xs = np.random.default_rng(11).standard_normal((n, cols)).astype(np.float32)
+    print(f"iqrs {iqrs.__version__} bench --r4-vs-base — ISA {iqrs.get_isa()}, {time.strftime('%Y-%m-%d %H:%M')}; "
+          f"W {rows}x{cols}, mat-mat x{n}, median of {args.runs} alternating rounds")
+    print(f"{'type':<10} {'thr':>3} {'mat-vec base':>13} {'_r4':>8} {'r4/base':>8} {'mat-mat base':>13} {'_r4':>8} {'r4/base':>8}")
+    saved = iqrs.get_num_threads()
+    try:
+        for base, r4 in pairs:
+            qb = _iqrs.quantize(x, base, im)
+            wb = np.tile(qb.reshape(4096, -1), (rows // 4096 + 1, 1))[:rows].reshape(-1)
+            wr = _iqrs.repack(wb, base, r4, rows, cols)
+            copies = 4 if args.quick else max(2, -(-768_000_000 // wb.size))
+            cold = {base: [wb.copy() for _ in range(copies)], r4: [wr.copy() for _ in range(copies)]}
+            for th in threads:
+                iqrs.set_num_threads(th)
+                mv: dict = {base: [], r4: []}
+                mm: dict = {base: [], r4: []}
+                for rnd in range(args.runs + 1):
+                    for name in (base, r4):
+                        for w in cold[name]:
+                            t0 = time.perf_counter()
+                            _iqrs.matmul(w, name, rows, cols, y)
+                            mv[name].append(w.size / (time.perf_counter() - t0) / 1e9)
+                        t0 = time.perf_counter()
+                        _iqrs.matmul(cold[name][0], name, rows, cols, xs)
+                        mm[name].append(2 * rows * cols * n / (time.perf_counter() - t0) / 1e9)
+                med = {k: statistics.median(v[len(cold[k]):]) for k, v in mv.items()}  # first round: warm-up
+                mmed = {k: statistics.median(v[1:]) for k, v in mm.items()}
+                print(f"{r4:<10} {th:>2}T {med[base]:9.2f} GB/s {med[r4]:8.2f} {med[r4] / med[base]:7.2f}x "
+                      f"{mmed[base]:7.1f} GFLOP/s {mmed[r4]:8.1f} {mmed[r4] / mmed[base]:7.2f}x")
     finally:
         iqrs.set_num_threads(saved)
     return 0
