@@ -125,6 +125,25 @@ pub fn kernels_for(t: QType, isa: Isa) -> Kernels {
     }
 }
 
+/// `out[c] = (Σwxq, Σwq², Σwxq', Σwq'²)` for each candidate inverse scale `ids[c]` (at most 16),
+/// `q`/`q'` the nearest values of an `n`-entry grid (`values`, midpoints `mids`) to `id·x`/`-id·x`:
+/// the quantizers' scale search, one candidate per SIMD lane, bit for bit the scalar sums.
+pub type PmSumsFn = fn(values: &[f32], mids: &[f32], n: usize, ids: &[f32], x: &[f32], w: &[f32], out: &mut [[f32; 4]]);
+
+/// The lane-parallel scale-search kernel of the ISA in use, if it has one (AVX-512); without one
+/// the quantizers evaluate candidates one by one (same results).
+#[inline]
+pub fn pm_sums_kernel() -> Option<PmSumsFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::pm_sums_kernel(current_isa())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// The SIMD matrix-multiply microkernel of an ISA (clamped to what the CPU has), if it has one;
 /// without one, products go row by row through the dot kernels.
 pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {

@@ -263,17 +263,17 @@ pub fn with_sanitized_imatrix<R>(x: &[f32], imatrix: Option<&[f32]>, block: usiz
 }
 
 /// For the inverse scale `id`, the least-squares sums `(Σwxq, Σwq²)` of the nearest grid
-/// values of `id·x` ("plus") and of `-id·x` ("minus"): `(qx+, q2+, qx-, q2-)`.
+/// values of `id·x` ("plus") and of `-id·x` ("minus"): `(qx+, q2+, qx-, q2-)` (up to 32 weights).
 #[inline(always)]
-fn pm_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &[f32], w: &[f32; 32]) -> (f32, f32, f32, f32) {
+fn pm_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &[f32], w: &[f32]) -> [f32; 4] {
     let mut al = [0f32; 32];
-    for j in 0..32 {
+    for j in 0..xb.len() {
         al[j] = id * xb[j];
     }
     let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
     g.best_indices_pm(&al, &mut ip, &mut im);
     let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
-    for j in 0..32 {
+    for j in 0..xb.len() {
         let q = g.values[ip[j] as usize % N];
         qxp = fmadd(w[j] * q, xb[j], qxp);
         q2p = fmadd(w[j] * q, q, q2p);
@@ -281,8 +281,32 @@ fn pm_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &[f32], w: &[f32; 32]) -> (
         qxm = fmadd(w[j] * q, xb[j], qxm);
         q2m = fmadd(w[j] * q, q, q2m);
     }
-    (qxp, q2p, qxm, q2m)
+    [qxp, q2p, qxm, q2m]
 }
+
+impl<const N: usize> Grid<N> {
+    /// [`pm_sums`] of every candidate inverse scale in `ids` over the weights `xb`, `w` (up to
+    /// 32): `out[c] = (qx+, q2+, qx-, q2-)` of `ids[c]`. Many candidates at once, one per lane,
+    /// where the ISA in use has a kernel for it (the same bits either way).
+    #[inline(always)]
+    pub fn pm_sums_many(&self, ids: &[f32], xb: &[f32], w: &[f32], out: &mut [[f32; 4]]) {
+        match crate::arch::pm_sums_kernel() {
+            Some(f) => {
+                for (ids, out) in ids.chunks(16).zip(out.chunks_mut(16)) {
+                    f(&self.values, &self.mids, N, ids, xb, w, out);
+                }
+            }
+            None => {
+                for (&id, o) in ids.iter().zip(out.iter_mut()) {
+                    *o = pm_sums(self, id, xb, w);
+                }
+            }
+        }
+    }
+}
+
+/// Candidates of a scale search at most (`itry = -ntry..=ntry`, `ntry <= 15`).
+const MAX_TRIES: usize = 31;
 
 /// The "ntry" search of a 32-weight sub-block's float scale and grid half (§9.1, no re-fit):
 /// a start at `d = max/start` on the plain half (the reference's `-max/T[0]` is `start = -T[0]`),
@@ -303,21 +327,31 @@ pub fn shift_search<const N: usize>(
     if amax < 1e-16 {
         return (0.0, false);
     }
-    let (qxp, q2p, qxm, q2m) = pm_sums(plain, 1.0 / (max / start), xb, w);
+    let [qxp, q2p, qxm, q2m] = pm_sums(plain, 1.0 / (max / start), xb, w);
     let mut best = Best { d: 0.0, score: 0.0 };
     if q2p > 0.0 {
         best.d = qxp / q2p;
         best.score = best.d * qxp;
     }
     best.offer(qxm, q2m);
+    // every candidate's sums first (many at once), then the offers in the scalar order
+    let n = (2 * ntry + 1) as usize;
+    assert!(n <= MAX_TRIES, "shift_search: ntry {ntry} too large");
+    let mut sums = [[[0f32; 4]; MAX_TRIES]; 2];
+    for (g, out) in [plain, shifted].into_iter().zip(sums.iter_mut()) {
+        let mut ids = [0f32; MAX_TRIES];
+        for (k, id) in ids[..n].iter_mut().enumerate() {
+            *id = fmadd((k as i32 - ntry) as f32, step, g.values[0]) / max;
+        }
+        g.pm_sums_many(&ids[..n], xb, w, &mut out[..n]);
+    }
     let mut is_shifted = false;
-    for itry in -ntry..=ntry {
-        for (g, sh) in [(plain, false), (shifted, true)] {
-            let (qxp, q2p, qxm, q2m) = pm_sums(g, fmadd(itry as f32, step, g.values[0]) / max, xb, w);
-            if best.offer(qxp, q2p) {
+    for k in 0..n {
+        for (sh, s) in [(false, &sums[0][k]), (true, &sums[1][k])] {
+            if best.offer(s[0], s[1]) {
                 is_shifted = sh;
             }
-            if best.offer(qxm, q2m) {
+            if best.offer(s[2], s[3]) {
                 is_shifted = sh;
             }
         }
@@ -410,6 +444,45 @@ pub(crate) use fma_dispatch;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ISA kernels' lane-parallel candidate sums equal the scalar `pm_sums` bit for bit, on
+    /// every grid size, with activations exactly on midpoints (ties), on grid values, beyond both
+    /// ends, zero and negative.
+    #[test]
+    fn lane_parallel_sums_equal_the_scalar_ones() {
+        use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES, IQ6NL_VALUES};
+        fn check<const N: usize>(g: &Grid<N>, f: crate::arch::PmSumsFn) {
+            let mut x: Vec<f32> = g.mids[..N - 1].iter().chain(&g.values).copied().collect();
+            x.extend([0.0, -0.0, 1e9, -1e9, 0.37, -2.5]);
+            let xs: Vec<f32> = x.iter().map(|v| -v).chain(x.iter().copied()).collect();
+            let mut s = 12345u32;
+            for chunk in xs.chunks(32) {
+                let w: Vec<f32> = chunk.iter().map(|_| {
+                    s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                    (s >> 8) as f32 / (1 << 24) as f32
+                }).collect();
+                // id 1 and -1 put the activations exactly on the midpoints; the others near them
+                let ids = [1.0, -1.0, 0.5, 2.0, 1.0 + f32::EPSILON, 1.0 - f32::EPSILON, 0.0, 3.75, -0.125, 17.0, 1e-3, 0.999, 1.001, 5.5, -7.0, 0.25];
+                let mut got = [[0f32; 4]; 16];
+                f(&g.values, &g.mids, N, &ids, chunk, &w, &mut got);
+                for (c, &id) in ids.iter().enumerate() {
+                    let want = pm_sums(g, id, chunk, &w);
+                    assert_eq!(got[c].map(f32::to_bits), want.map(f32::to_bits), "N={N} id={id} x={chunk:?}");
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        let kernels: Vec<_> = crate::arch::available_isas().into_iter().filter_map(crate::arch::x86_64::pm_sums_kernel).collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernels: Vec<crate::arch::PmSumsFn> = vec![];
+        for f in kernels {
+            check(&Grid::<4>::new(&IQ2NL_VALUES[..4]), f);
+            check(&Grid::<8>::new(&IQ3NL_VALUES[..8]), f);
+            check(&Grid::<16>::new(&IQ4K_VALUES[..16]), f);
+            check(&Grid::<32>::new(&IQ5NL_VALUES[..32]), f);
+            check(&Grid::<64>::new(&IQ6NL_VALUES[..64]), f);
+        }
+    }
     use crate::tables::IQ4K_VALUES;
 
     fn naive_best(t: &[f32], x: f32) -> usize {

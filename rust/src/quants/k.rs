@@ -528,7 +528,7 @@ fn ntry_search<const N: usize>(xb: &Sub, w: &Sub, grids: [&Grid<N>; 2], s: Searc
     if amax < 1e-16 {
         return (0.0, false);
     }
-    let [plain, shifted] = grids;
+    let plain = grids[0];
     let d0 = -max / plain.values[0];
     let (qxp, q2p, qxm, q2m) = candidate_sums(plain, 1.0 / d0, xb, w);
     let mut best = Best { d: d0, score: 0.0 };
@@ -537,14 +537,25 @@ fn ntry_search<const N: usize>(xb: &Sub, w: &Sub, grids: [&Grid<N>; 2], s: Searc
         best.score = best.d * qxp;
     }
     best.offer(qxm, q2m);
+    // every candidate's sums first (many at once where the ISA can), then the offers in order
+    const MAX: usize = 15;
+    let n = (2 * s.ntry + 1) as usize;
+    debug_assert!(n <= MAX);
+    let mut sums = [[[0f32; 4]; MAX]; 2];
+    for (g, out) in grids.into_iter().zip(sums.iter_mut()) {
+        let mut ids = [0f32; MAX];
+        for (k, id) in ids[..n].iter_mut().enumerate() {
+            *id = ((s.step * (k as i32 - s.ntry)) as f32 + g.values[0]) / max;
+        }
+        g.pm_sums_many(&ids[..n], xb, w, &mut out[..n]);
+    }
     let mut is_shifted = false;
-    for itry in -s.ntry..=s.ntry {
-        for (g, sh) in [(plain, false), (shifted, true)] {
-            let (qxp, q2p, qxm, q2m) = candidate_sums(g, ((s.step * itry) as f32 + g.values[0]) / max, xb, w);
-            if best.offer(qxp, q2p) {
+    for k in 0..n {
+        for (sh, c) in [(false, &sums[0][k]), (true, &sums[1][k])] {
+            if best.offer(c[0], c[1]) {
                 is_shifted = sh;
             }
-            if best.offer(qxm, q2m) {
+            if best.offer(c[2], c[3]) {
                 is_shifted = sh;
             }
         }

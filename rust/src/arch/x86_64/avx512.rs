@@ -13,6 +13,7 @@ use std::arch::x86_64::*;
 
 pub mod k;
 pub mod r4;
+pub mod search;
 pub mod tile;
 
 use crate::gemm::{PackedCols, PackedRows, TILE_ROWS};

@@ -177,6 +177,11 @@ pub fn byte_sum_avx2(b: &[u8]) -> u64 {
     unsafe { imp(b) }
 }
 
+/// The quantizers' lane-parallel scale-search sums for an ISA (AVX-512).
+pub fn pm_sums_kernel(isa: Isa) -> Option<super::PmSumsFn> {
+    (isa == Isa::Avx512).then_some(avx512::search::pm_sums_checked as super::PmSumsFn)
+}
+
 /// The matrix-multiply microkernel for an ISA, if it has one (AVX-512 with VNNI).
 pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
     (isa == Isa::Avx512 && avx512_vnni_available()).then_some(avx512::gemm_tile as crate::gemm::TileFn)
