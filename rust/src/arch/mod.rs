@@ -144,6 +144,24 @@ pub fn pm_sums_kernel() -> Option<PmSumsFn> {
     }
 }
 
+/// IQ4_KSS's scale search, one candidate per lane: for each `ids[c]` (at most 16) on a 16-entry
+/// grid (`values`, `mids`), the least-squares sums of its pruned index groups (`plain`: the plain
+/// grid the pruning measures against), bit for bit those of the scalar search.
+pub type KssSumsFn = fn(values: &[f32; 16], mids: &[f32], plain: &[f32; 16], ids: &[f32], x: &[f32; 32], w: &[f32; 32], out: &mut [[f32; 4]]);
+
+/// The lane-parallel IQ4_KSS candidate kernel of the ISA in use, if it has one (AVX-512).
+#[inline]
+pub fn kss_sums_kernel() -> Option<KssSumsFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::kss_sums_kernel(current_isa())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// The SIMD matrix-multiply microkernel of an ISA (clamped to what the CPU has), if it has one;
 /// without one, products go row by row through the dot kernels.
 pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {

@@ -285,6 +285,12 @@ fn pm_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &[f32], w: &[f32]) -> [f32;
 }
 
 impl<const N: usize> Grid<N> {
+    /// The `N - 1` midpoints between neighbouring values (padded with +inf).
+    #[inline(always)]
+    pub fn mids(&self) -> &[f32] {
+        &self.mids
+    }
+
     /// [`pm_sums`] of every candidate inverse scale in `ids` over the weights `xb`, `w` (up to
     /// 32): `out[c] = (qx+, q2+, qx-, q2-)` of `ids[c]`. Many candidates at once, one per lane,
     /// where the ISA in use has a kernel for it (the same bits either way).

@@ -261,42 +261,65 @@ fn group(a: &[f32], k: usize) -> [f32; 4] {
     [a[2 * k], a[2 * k + 16], a[2 * k + 1], a[2 * k + 17]]
 }
 
+/// One candidate of [`iq4kss_block_scale`]: the least-squares sums `(qx+, q2+, qx-, q2-)` of the
+/// pruned nearest indices of `id·x` and `-id·x` on grid `g`.
+#[inline(always)]
+fn kss_candidate(g: &Grid<16>, id: f32, xb: &[f32], w: &[f32; 32]) -> [f32; 4] {
+    let this_d = 1.0 / id;
+    let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
+    let mut al = [0f32; 32];
+    for j in 0..32 {
+        al[j] = id * xb[j];
+    }
+    let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
+    g.best_indices_pm(&al, &mut ip, &mut im);
+    for k in 0..8 {
+        let (xv, wv) = (group(xb, k), group(w, k));
+        let pack = |i: &[u8; 32]| (i[2 * k] as u16) | (i[2 * k + 16] as u16) << 4 | (i[2 * k + 1] as u16) << 8 | (i[2 * k + 17] as u16) << 12;
+        let (vp, vm) = (prune(pack(&ip), g, &xv, &wv, this_d), prune(pack(&im), g, &xv, &wv, this_d));
+        for j in 0..4 {
+            let q = g.values[((vp >> (4 * j)) & 15) as usize];
+            qxp = fmadd(wv[j] * q, xv[j], qxp);
+            q2p = fmadd(wv[j] * q, q, q2p);
+            let q = g.values[((vm >> (4 * j)) & 15) as usize];
+            qxm = fmadd(wv[j] * q, xv[j], qxm);
+            q2m = fmadd(wv[j] * q, q, q2m);
+        }
+    }
+    [qxp, q2p, qxm, q2m]
+}
+
 #[inline(always)]
 fn iq4kss_block_scale(xb: &[f32], w: &[f32; 32]) -> f32 {
     const NTRY: i32 = 7;
+    const N: usize = (2 * NTRY + 1) as usize;
     let (amax, max) = signed_max(xb);
     if amax < 1e-16 {
         return 0.0;
     }
-    let mut best = Best { d: -max / PLAIN.values[0], score: 0.0 };
-    for itry in -NTRY..=NTRY {
-        for g in [&PLAIN, &SHIFTED] {
-            let id = (itry as f32 + g.values[0]) / max;
-            let this_d = 1.0 / id;
-            let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
-            let mut al = [0f32; 32];
-            for j in 0..32 {
-                al[j] = id * xb[j];
-            }
-            let (mut ip, mut im) = ([0u8; 32], [0u8; 32]);
-            g.best_indices_pm(&al, &mut ip, &mut im);
-            for k in 0..8 {
-                let (xv, wv) = (group(xb, k), group(w, k));
-                let pack = |i: &[u8; 32]| {
-                    (i[2 * k] as u16) | (i[2 * k + 16] as u16) << 4 | (i[2 * k + 1] as u16) << 8 | (i[2 * k + 17] as u16) << 12
-                };
-                let (vp, vm) = (prune(pack(&ip), g, &xv, &wv, this_d), prune(pack(&im), g, &xv, &wv, this_d));
-                for j in 0..4 {
-                    let q = g.values[((vp >> (4 * j)) & 15) as usize];
-                    qxp = fmadd(wv[j] * q, xv[j], qxp);
-                    q2p = fmadd(wv[j] * q, q, q2p);
-                    let q = g.values[((vm >> (4 * j)) & 15) as usize];
-                    qxm = fmadd(wv[j] * q, xv[j], qxm);
-                    q2m = fmadd(wv[j] * q, q, q2m);
+    // every candidate's sums first (16 lanes at a time where the ISA can), then the offers in
+    // the scalar order
+    let mut sums = [[[0f32; 4]; N]; 2];
+    let kernel = crate::arch::kss_sums_kernel();
+    for (g, out) in [&PLAIN, &SHIFTED].into_iter().zip(sums.iter_mut()) {
+        let mut ids = [0f32; N];
+        for (k, id) in ids.iter_mut().enumerate() {
+            *id = ((k as i32 - NTRY) as f32 + g.values[0]) / max;
+        }
+        match kernel {
+            Some(f) => f(&g.values, g.mids(), &PLAIN.values, &ids, xb.try_into().unwrap(), w, out),
+            None => {
+                for (o, &id) in out.iter_mut().zip(&ids) {
+                    *o = kss_candidate(g, id, xb, w);
                 }
             }
-            best.offer(qxp, q2p);
-            best.offer(qxm, q2m);
+        }
+    }
+    let mut best = Best { d: -max / PLAIN.values[0], score: 0.0 };
+    for k in 0..N {
+        for s in [&sums[0][k], &sums[1][k]] {
+            best.offer(s[0], s[1]);
+            best.offer(s[2], s[3]);
         }
     }
     best.d
@@ -448,6 +471,56 @@ pub fn decode_int_iq4_kss(src: &[u8], block: usize, out: &mut IntBlock) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ISA kernels' lane-parallel IQ4_KSS candidates equal the scalar ones bit for bit, on
+    /// both grids, for sub-blocks with ties, zeros and outliers, and candidate scales around the
+    /// ones the search uses.
+    #[test]
+    fn lane_parallel_kss_candidates_equal_the_scalar_ones() {
+        #[cfg(target_arch = "x86_64")]
+        let kernels: Vec<_> = crate::arch::available_isas().into_iter().filter_map(crate::arch::x86_64::kss_sums_kernel).collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernels: Vec<crate::arch::KssSumsFn> = vec![];
+        let mut s = 99u32;
+        let mut u = || {
+            s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+            (s >> 8) as f32 / (1 << 24) as f32
+        };
+        for case in 0..200 {
+            let mut x = [0f32; 32];
+            let mut w = [0f32; 32];
+            for j in 0..32 {
+                x[j] = match (case + j) % 11 {
+                    0 => 0.0,
+                    1 => 0.5,
+                    2 => -0.5,
+                    _ => (u() - 0.5) * if j % 13 == 0 { 8.0 } else { 1.0 },
+                };
+                w[j] = if case % 5 == 0 { x[j] * x[j] } else { 0.1 + u() };
+            }
+            if case % 3 == 0 {
+                // members 2k and 2k + 16 of each group equal: prune candidates that tie
+                for j in 0..16 {
+                    (x[j + 16], w[j + 16]) = (x[j], w[j]);
+                }
+            }
+            let (_, max) = signed_max(&x);
+            if max == 0.0 {
+                continue;
+            }
+            for f in &kernels {
+                for g in [&PLAIN, &SHIFTED] {
+                    let ids: Vec<f32> = (0..15).map(|k| ((k - 7) as f32 + g.values[0]) / max).chain([1.0 / max]).collect();
+                    let mut got = [[0f32; 4]; 16];
+                    f(&g.values, g.mids(), &PLAIN.values, &ids, &x, &w, &mut got);
+                    for (c, &id) in ids.iter().enumerate() {
+                        let want = kss_candidate(g, id, &x, &w);
+                        assert_eq!(got[c].map(f32::to_bits), want.map(f32::to_bits), "case {case} id {id}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn kss_code_round_trips_every_even_group() {

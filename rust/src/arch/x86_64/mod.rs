@@ -182,6 +182,11 @@ pub fn pm_sums_kernel(isa: Isa) -> Option<super::PmSumsFn> {
     (isa == Isa::Avx512).then_some(avx512::search::pm_sums_checked as super::PmSumsFn)
 }
 
+/// IQ4_KSS's lane-parallel candidate evaluation for an ISA (AVX-512).
+pub fn kss_sums_kernel(isa: Isa) -> Option<super::KssSumsFn> {
+    (isa == Isa::Avx512).then_some(avx512::search::kss_sums_checked as super::KssSumsFn)
+}
+
 /// The matrix-multiply microkernel for an ISA, if it has one (AVX-512 with VNNI).
 pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
     (isa == Isa::Avx512 && avx512_vnni_available()).then_some(avx512::gemm_tile as crate::gemm::TileFn)

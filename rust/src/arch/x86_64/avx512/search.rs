@@ -105,3 +105,109 @@ pub fn pm_sums_checked(values: &[f32], mids: &[f32], n: usize, ids: &[f32], x: &
     // SAFETY: handed out by `arch::pm_sums_kernel` only when AVX-512 F (and FMA) is present.
     unsafe { pm_sums(values, mids, n, ids, x, w, out) }
 }
+
+/// Index (0..n) of the nearest grid value of each lane of `a`: the number of midpoints `<= a`.
+#[inline(always)]
+unsafe fn nearest_index(mids: &Table, n: usize, a: __m512) -> __m512i {
+    let mut idx = _mm512_setzero_si512();
+    let mut step = n / 2;
+    while step > 0 {
+        let m = mids.get(_mm512_add_epi32(idx, _mm512_set1_epi32(step as i32 - 1)), n);
+        let ge = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, m);
+        idx = _mm512_mask_add_epi32(idx, ge, idx, _mm512_set1_epi32(step as i32));
+        step /= 2;
+    }
+    idx
+}
+
+/// Popcounts of 0..16.
+static POPCOUNT4: [i32; 16] = [0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4];
+
+/// IQ4_KSS's candidate evaluation (`quants::ks::iq4kss_block_scale`), one candidate inverse
+/// scale `ids[c]` per lane (at most 16) on a 16-entry grid: for each of the 8 index groups of the
+/// 32-weight sub-block (weights `2k, 2k+16, 2k+1, 2k+17`), the nearest indices of `id·x` and of
+/// `-id·x`, pruned to an even popcount exactly as `prune` does (the move of one index by at most
+/// 2 steps that adds the least weighted squared error against the plain grid's, first on ties),
+/// then the least-squares sums: `out[c] = (qx+, q2+, qx-, q2-)`, the scalar sums bit for bit.
+///
+/// # Safety
+/// Needs AVX-512 F.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
+pub unsafe fn kss_sums(values: &[f32; 16], mids: &[f32], plain: &[f32; 16], ids: &[f32], x: &[f32; 32], w: &[f32; 32], out: &mut [[f32; 4]]) {
+    let vt = Table::new(values, 16);
+    let pt = Table::new(plain, 16);
+    let mt = Table::new(&mids[..15], 16);
+    let pc = _mm512_loadu_si512(POPCOUNT4.as_ptr().cast());
+    let mut buf = [0f32; 16];
+    buf[..ids.len()].copy_from_slice(ids);
+    let id = _mm512_loadu_ps(buf.as_ptr());
+    let this_d = _mm512_div_ps(_mm512_set1_ps(1.0), id);
+    let z = _mm512_setzero_ps();
+    let mut acc = [z; 4];
+    for k in 0..8 {
+        let members = [2 * k, 2 * k + 16, 2 * k + 1, 2 * k + 17];
+        let xv = members.map(|j| _mm512_set1_ps(x[j]));
+        let wv = members.map(|j| _mm512_set1_ps(w[j]));
+        for sign in 0..2 {
+            let mut idx = [_mm512_setzero_si512(); 4];
+            for j in 0..4 {
+                let a = _mm512_mul_ps(id, xv[j]);
+                let a = if sign == 1 { _mm512_xor_ps(a, _mm512_set1_ps(-0.0)) } else { a };
+                idx[j] = nearest_index(&mt, 16, a);
+            }
+            let pop = |v: __m512i| _mm512_permutexvar_epi32(v, pc);
+            let parity = _mm512_and_si512(
+                _mm512_add_epi32(_mm512_add_epi32(pop(idx[0]), pop(idx[1])), _mm512_add_epi32(pop(idx[2]), pop(idx[3]))),
+                _mm512_set1_epi32(1),
+            );
+            let odd = _mm512_test_epi32_mask(parity, parity);
+            if odd != 0 {
+                let mut best = _mm512_set1_ps(f32::MAX);
+                let (mut jbest, mut qbest) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                for j in 0..4 {
+                    let q = idx[j];
+                    let diff0 = _mm512_fmadd_ps(this_d, pt.get(q, 16), _mm512_xor_ps(xv[j], _mm512_set1_ps(-0.0)));
+                    let neg0 = _mm512_xor_ps(_mm512_mul_ps(diff0, diff0), _mm512_set1_ps(-0.0));
+                    let pq = pop(q);
+                    for o in [-2, -1, 1, 2] {
+                        let qq = _mm512_add_epi32(q, _mm512_set1_epi32(o));
+                        let in_range = _mm512_cmplt_epu32_mask(qq, _mm512_set1_epi32(16));
+                        let qqc = _mm512_and_si512(qq, _mm512_set1_epi32(15));
+                        let flips = _mm512_and_si512(_mm512_add_epi32(pop(qqc), pq), _mm512_set1_epi32(1));
+                        let valid = in_range & _mm512_test_epi32_mask(flips, flips) & odd;
+                        let diff1 = _mm512_fmadd_ps(this_d, vt.get(qqc, 16), _mm512_xor_ps(xv[j], _mm512_set1_ps(-0.0)));
+                        let score = _mm512_mul_ps(wv[j], _mm512_fmadd_ps(diff1, diff1, neg0));
+                        let better = valid & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(score, best);
+                        best = _mm512_mask_mov_ps(best, better, score);
+                        jbest = _mm512_mask_mov_epi32(jbest, better, _mm512_set1_epi32(j as i32));
+                        qbest = _mm512_mask_mov_epi32(qbest, better, qqc);
+                    }
+                }
+                for (j, ij) in idx.iter_mut().enumerate() {
+                    let here = odd & _mm512_cmpeq_epi32_mask(jbest, _mm512_set1_epi32(j as i32));
+                    *ij = _mm512_mask_mov_epi32(*ij, here, qbest);
+                }
+            }
+            for j in 0..4 {
+                let q = vt.get(idx[j], 16);
+                let t = _mm512_mul_ps(wv[j], q);
+                acc[2 * sign] = _mm512_fmadd_ps(t, xv[j], acc[2 * sign]);
+                acc[2 * sign + 1] = _mm512_fmadd_ps(t, q, acc[2 * sign + 1]);
+            }
+        }
+    }
+    let mut r = [[0f32; 16]; 4];
+    for (o, v) in r.iter_mut().zip(acc) {
+        _mm512_storeu_ps(o.as_mut_ptr(), v);
+    }
+    for (c, o) in out.iter_mut().enumerate().take(ids.len()) {
+        *o = [r[0][c], r[1][c], r[2][c], r[3][c]];
+    }
+}
+
+/// Safe form of [`kss_sums`], handed out only where AVX-512 F is present.
+pub fn kss_sums_checked(values: &[f32; 16], mids: &[f32], plain: &[f32; 16], ids: &[f32], x: &[f32; 32], w: &[f32; 32], out: &mut [[f32; 4]]) {
+    assert!(mids.len() >= 15 && ids.len() <= 16 && out.len() >= ids.len());
+    // SAFETY: handed out by `arch::kss_sums_kernel` only when AVX-512 F (and FMA) is present.
+    unsafe { kss_sums(values, mids, plain, ids, x, w, out) }
+}
