@@ -151,7 +151,7 @@ def run_r4_vs_base(args: argparse.Namespace) -> int:
                 iqrs.set_num_threads(th)
                 mv: dict = {base: [], r4: []}
                 mm: dict = {base: [], r4: []}
-                for rnd in range(args.runs + 1):
+                for _ in range(args.runs + 1):
                     for name in (base, r4):
                         for w in cold[name]:
                             t0 = time.perf_counter()

@@ -2,11 +2,12 @@
 //!
 //! Each tile of [`TILE_ROWS`] weight rows is decoded once to the integer form every type shares
 //! ([`IntBlock`]: int8 grid values, 16-weight integer sub-block scales, one float per block) and
-//! laid out for the ISA's int8 dot-product instructions (block by block through the type's
-//! `decode_int`, or at once by its tile decoder where the ISA has one: the `_R4` layouts already
-//! hold the tile's 4-rows-by-4-weights runs); the activations are packed once for all tiles. The microkernel then computes, for every (row, column, block), the same exact integer
-//! block sum as the type's dot product and accumulates `(d · d8) · S` in block order — so the
-//! result equals the row-by-row dot products bit for bit, only faster.
+//! laid out for the ISA's int8 dot-product instructions — by the type's SIMD tile decoder where the
+//! ISA has one (every type but Q8_K on AVX-512; the `_R4` layouts already hold the tile's
+//! 4-rows-by-4-weights runs), else block by block through its `decode_int`. The activations are
+//! packed once for all tiles. The microkernel then computes, for every (row, column, block), the
+//! same exact integer block sum as the type's dot product and accumulates `(d · d8) · S` in block
+//! order — so the result equals the row-by-row dot products bit for bit, only faster.
 
 use crate::quants::{q8k, IntBlock, Kernels};
 use crate::registry::QK_K;

@@ -70,9 +70,9 @@ pub struct Kernels {
     pub dot: DotFn,
     /// Integer form of one super-block (scalar on every ISA: the matrix multiply amortizes it).
     pub decode_int: DecodeIntFn,
-    /// Decoder of a whole matrix-multiply tile, where the ISA has one for the type (the `_R4`
-    /// types on AVX-512, whose layout holds 4 rows × 4 weights per 16 bytes); otherwise the tile
-    /// is filled block by block through `decode_int`. Both give the same tile.
+    /// Decoder of a whole matrix-multiply tile, where the ISA has one for the type (AVX-512: every
+    /// type but Q8_K); otherwise the tile is filled block by block through `decode_int`. Both
+    /// give the same tile.
     pub fill_tile: Option<crate::gemm::FillTileFn>,
 }
 

@@ -126,17 +126,12 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                             QType::IQ5KR4 => Some(avx512::r4::iq5_k_r4_fill_tile),
                             QType::IQ4KSR4 => Some(avx512::r4::iq4_ks_r4_fill_tile),
                             QType::IQ5KSR4 => Some(avx512::r4::iq5_ks_r4_fill_tile),
+                            QType::IQ5KS => Some(rowscale::iq5_ks_fill_tile),
+                            QType::IQ3KS => Some(rowscale::iq3_ks_fill_tile),
+                            QType::IQ2KS => Some(rowscale::iq2_ks_fill_tile),
+                            QType::IQ2KL => Some(rowscale::iq2_kl_fill_tile),
                             _ => None,
                         };
-                    }
-                }
-                if avx512_vnni_available() {
-                    match t {
-                        QType::IQ5KS => k.fill_tile = Some(rowscale::iq5_ks_fill_tile),
-                        QType::IQ3KS => k.fill_tile = Some(rowscale::iq3_ks_fill_tile),
-                        QType::IQ2KS => k.fill_tile = Some(rowscale::iq2_ks_fill_tile),
-                        QType::IQ2KL => k.fill_tile = Some(rowscale::iq2_kl_fill_tile),
-                        _ => {}
                     }
                 }
                 if avx512_vbmi_available() {
