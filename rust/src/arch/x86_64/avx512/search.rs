@@ -49,18 +49,10 @@ impl Table {
 }
 
 /// Nearest grid value of each lane of `a` (`n` values, `mids` their `n - 1` midpoints padded
-/// with +inf): the index is the number of midpoints `<= a`.
+/// with +inf).
 #[inline(always)]
 unsafe fn nearest(mids: &Table, values: &Table, n: usize, a: __m512) -> __m512 {
-    let mut idx = _mm512_setzero_si512();
-    let mut step = n / 2;
-    while step > 0 {
-        let m = mids.get(_mm512_add_epi32(idx, _mm512_set1_epi32(step as i32 - 1)), n);
-        let ge = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, m);
-        idx = _mm512_mask_add_epi32(idx, ge, idx, _mm512_set1_epi32(step as i32));
-        step /= 2;
-    }
-    values.get(idx, n)
+    values.get(nearest_index(mids, n, a), n)
 }
 
 /// For each candidate inverse scale `ids[c]` (`ids.len() <= 16`), `out[c] = (qx+, q2+, qx-,
@@ -106,7 +98,8 @@ pub fn pm_sums_checked(values: &[f32], mids: &[f32], n: usize, ids: &[f32], x: &
     unsafe { pm_sums(values, mids, n, ids, x, w, out) }
 }
 
-/// Index (0..n) of the nearest grid value of each lane of `a`: the number of midpoints `<= a`.
+/// Index (0..n) of the nearest grid value of each lane of `a`: the number of midpoints `<= a`,
+/// by binary search (the midpoints ascend).
 #[inline(always)]
 unsafe fn nearest_index(mids: &Table, n: usize, a: __m512) -> __m512i {
     let mut idx = _mm512_setzero_si512();
