@@ -37,8 +37,6 @@ pub struct Grid<const N: usize> {
     lut: [u8; 256],
     /// Midpoints between neighbours (`N - 1` of them; exact: the values are integers).
     mids: [f32; 128],
-    /// `values[k + 1] - values[k]`, the step at midpoint `k`.
-    steps: [f32; 128],
 }
 
 impl<const N: usize> Grid<N> {
@@ -63,14 +61,12 @@ impl<const N: usize> Grid<N> {
             k += 1;
         }
         let mut mids = [f32::INFINITY; 128];
-        let mut steps = [0f32; 128];
         let mut m = 0;
         while m + 1 < N {
             mids[m] = (table[m] as f32 + table[m + 1] as f32) * 0.5;
-            steps[m] = (table[m + 1] - table[m]) as f32;
             m += 1;
         }
-        Grid { values, lo, hi, lut, mids, steps }
+        Grid { values, lo, hi, lut, mids }
     }
 
     /// `best_index` of every element of `v` and of its negation, in a form compilers vectorize:
@@ -91,21 +87,6 @@ impl<const N: usize> Grid<N> {
         *minus = cm;
     }
 
-    /// The grid value nearest to every element of `v` (ties up, ends clamp — the same rule as
-    /// [`Grid::best_index`]): `values[0]` plus the step of every midpoint `<= v`. The sums are of
-    /// small integers, exact in any order; being float adds, the compiler keeps them in order
-    /// and vectorizes across the elements (one compare, and, add per vector and midpoint).
-    #[inline(always)]
-    pub fn best_values<const M: usize>(&self, v: &[f32; M], out: &mut [f32; M]) {
-        let mut q = [self.values[0]; M];
-        for k in 0..N - 1 {
-            let (m, step) = (self.mids[k], self.steps[k]);
-            for j in 0..M {
-                q[j] += if v[j] >= m { step } else { 0.0 };
-            }
-        }
-        *out = q;
-    }
     /// `best_index` of every element of `v`, vectorizable (see [`Grid::best_indices_pm`]).
     #[inline(always)]
     pub fn best_indices<const M: usize>(&self, v: &[f32; M], out: &mut [u8; M]) {
@@ -265,7 +246,7 @@ pub fn with_sanitized_imatrix<R>(x: &[f32], imatrix: Option<&[f32]>, block: usiz
 /// For the inverse scale `id`, the least-squares sums `(Σwxq, Σwq²)` of the nearest grid
 /// values of `id·x` ("plus") and of `-id·x` ("minus"): `(qx+, q2+, qx-, q2-)` (up to 32 weights).
 #[inline(always)]
-fn pm_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &[f32], w: &[f32]) -> [f32; 4] {
+pub fn pm_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &[f32], w: &[f32]) -> [f32; 4] {
     let mut al = [0f32; 32];
     for j in 0..xb.len() {
         al[j] = id * xb[j];
@@ -314,6 +295,37 @@ impl<const N: usize> Grid<N> {
 /// Candidates of a scale search at most (`itry = -ntry..=ntry`, `ntry <= 15`).
 const MAX_TRIES: usize = 31;
 
+/// The candidates of a scale search (§9.1): for `itry = -ntry..=ntry`, on the plain then the
+/// shifted half `g`, the inverse scale `(itry·step + g.values[0]) / max` (`itry·step` with one
+/// rounding), offered to `best` with its "plus" then its "minus" sums — the reference's order.
+/// All sums are computed first, many at once where the ISA can ([`Grid::pm_sums_many`]).
+/// Returns whether the best candidate offered is on the shifted half (false if none won).
+#[inline(always)]
+pub fn offer_candidates<const N: usize>(grids: [&Grid<N>; 2], ntry: i32, step: f32, max: f32, xb: &[f32], w: &[f32], best: &mut Best) -> bool {
+    let n = (2 * ntry + 1) as usize;
+    assert!(n <= MAX_TRIES, "scale search: ntry {ntry} too large");
+    let mut sums = [[[0f32; 4]; MAX_TRIES]; 2];
+    for (g, out) in grids.into_iter().zip(sums.iter_mut()) {
+        let mut ids = [0f32; MAX_TRIES];
+        for (k, id) in ids[..n].iter_mut().enumerate() {
+            *id = fmadd((k as i32 - ntry) as f32, step, g.values[0]) / max;
+        }
+        g.pm_sums_many(&ids[..n], xb, w, &mut out[..n]);
+    }
+    let mut is_shifted = false;
+    for k in 0..n {
+        for (sh, s) in [(false, &sums[0][k]), (true, &sums[1][k])] {
+            if best.offer(s[0], s[1]) {
+                is_shifted = sh;
+            }
+            if best.offer(s[2], s[3]) {
+                is_shifted = sh;
+            }
+        }
+    }
+    is_shifted
+}
+
 /// The "ntry" search of a 32-weight sub-block's float scale and grid half (§9.1, no re-fit):
 /// a start at `d = max/start` on the plain half (the reference's `-max/T[0]` is `start = -T[0]`),
 /// then inverse scales `(itry·step + T[0]) / max`, `itry = -ntry..=ntry`, on the plain and on
@@ -340,28 +352,7 @@ pub fn shift_search<const N: usize>(
         best.score = best.d * qxp;
     }
     best.offer(qxm, q2m);
-    // every candidate's sums first (many at once), then the offers in the scalar order
-    let n = (2 * ntry + 1) as usize;
-    assert!(n <= MAX_TRIES, "shift_search: ntry {ntry} too large");
-    let mut sums = [[[0f32; 4]; MAX_TRIES]; 2];
-    for (g, out) in [plain, shifted].into_iter().zip(sums.iter_mut()) {
-        let mut ids = [0f32; MAX_TRIES];
-        for (k, id) in ids[..n].iter_mut().enumerate() {
-            *id = fmadd((k as i32 - ntry) as f32, step, g.values[0]) / max;
-        }
-        g.pm_sums_many(&ids[..n], xb, w, &mut out[..n]);
-    }
-    let mut is_shifted = false;
-    for k in 0..n {
-        for (sh, s) in [(false, &sums[0][k]), (true, &sums[1][k])] {
-            if best.offer(s[0], s[1]) {
-                is_shifted = sh;
-            }
-            if best.offer(s[2], s[3]) {
-                is_shifted = sh;
-            }
-        }
-    }
+    let is_shifted = offer_candidates([plain, shifted], ntry, step, max, xb, w, &mut best);
     (best.d, is_shifted)
 }
 
@@ -527,15 +518,16 @@ mod tests {
     }
 
     #[test]
-    fn best_values_match_best_index() {
+    fn vectorizable_indices_match_best_index() {
         let g = Grid::<16>::new(&IQ4K_VALUES[16..]);
         let mut x = -140.0f32;
         while x < 140.0 {
             let v: [f32; 8] = core::array::from_fn(|j| x + 0.0625 * j as f32);
-            let mut q = [0f32; 8];
-            g.best_values(&v, &mut q);
+            let (mut plus, mut minus) = ([0u8; 8], [0u8; 8]);
+            g.best_indices_pm(&v, &mut plus, &mut minus);
             for j in 0..8 {
-                assert_eq!(q[j], g.values[g.best_index(v[j])], "x = {}", v[j]);
+                assert_eq!(plus[j] as usize, g.best_index(v[j]), "x = {}", v[j]);
+                assert_eq!(minus[j] as usize, g.best_index(-v[j]), "x = {}", -v[j]);
             }
             x += 0.5;
         }

@@ -27,7 +27,7 @@
 
 use half::f16;
 
-use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, nearest_int_mul, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
+use super::common::{fma_dispatch, fmadd, make_qx_quants, nearest_int, nearest_int_mul, offer_candidates, pm_sums, read_u16, sanitize_imatrix, sigma2, signed_max, Best, Grid};
 use super::{q8k, IntBlock};
 use crate::registry::QK_K;
 use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES, IQ6NL_VALUES};
@@ -497,28 +497,6 @@ struct Search {
     guarded_start: bool,
 }
 
-/// For the inverse scale `id`, `(Σwxq, Σwq²)` of the nearest grid values of `id·x` and of
-/// `-id·x` (the two sign choices of a candidate).
-#[inline(always)]
-fn candidate_sums<const N: usize>(g: &Grid<N>, id: f32, xb: &Sub, w: &Sub) -> (f32, f32, f32, f32) {
-    // Lanes 0..16: id·x, lanes 16..32: -id·x.
-    let mut al = [0f32; 32];
-    for j in 0..16 {
-        al[j] = id * xb[j];
-        al[j + 16] = -al[j];
-    }
-    let mut q = [0f32; 32];
-    g.best_values(&al, &mut q);
-    let (mut qxp, mut q2p, mut qxm, mut q2m) = (0f32, 0f32, 0f32, 0f32);
-    for j in 0..16 {
-        qxp = fmadd(w[j] * q[j], xb[j], qxp);
-        q2p = fmadd(w[j] * q[j], q[j], q2p);
-        qxm = fmadd(w[j] * q[j + 16], xb[j], qxm);
-        q2m = fmadd(w[j] * q[j + 16], q[j + 16], q2m);
-    }
-    (qxp, q2p, qxm, q2m)
-}
-
 /// The ntry search of one sub-block's float scale and grid half (§9.1): candidate inverse
 /// scales `(step·itry + T[0])/max` on both halves, both signs; optionally re-fitted on the
 /// chosen half. Returns `(scale, shifted)`; scale 0 for an all-(near-)zero sub-block.
@@ -530,36 +508,15 @@ fn ntry_search<const N: usize>(xb: &Sub, w: &Sub, grids: [&Grid<N>; 2], s: Searc
     }
     let plain = grids[0];
     let d0 = -max / plain.values[0];
-    let (qxp, q2p, qxm, q2m) = candidate_sums(plain, 1.0 / d0, xb, w);
+    let [qxp, q2p, qxm, q2m] = pm_sums(plain, 1.0 / d0, xb, w);
     let mut best = Best { d: d0, score: 0.0 };
     if q2p > 0.0 || !s.guarded_start {
         best.d = qxp / q2p;
         best.score = best.d * qxp;
     }
     best.offer(qxm, q2m);
-    // every candidate's sums first (many at once where the ISA can), then the offers in order
-    const MAX: usize = 15;
-    let n = (2 * s.ntry + 1) as usize;
-    debug_assert!(n <= MAX);
-    let mut sums = [[[0f32; 4]; MAX]; 2];
-    for (g, out) in grids.into_iter().zip(sums.iter_mut()) {
-        let mut ids = [0f32; MAX];
-        for (k, id) in ids[..n].iter_mut().enumerate() {
-            *id = ((s.step * (k as i32 - s.ntry)) as f32 + g.values[0]) / max;
-        }
-        g.pm_sums_many(&ids[..n], xb, w, &mut out[..n]);
-    }
-    let mut is_shifted = false;
-    for k in 0..n {
-        for (sh, c) in [(false, &sums[0][k]), (true, &sums[1][k])] {
-            if best.offer(c[0], c[1]) {
-                is_shifted = sh;
-            }
-            if best.offer(c[2], c[3]) {
-                is_shifted = sh;
-            }
-        }
-    }
+    // (step·itry is an exact small integer: as one rounding of itry·step + T[0], the same ids)
+    let is_shifted = offer_candidates(grids, s.ntry, s.step as f32, max, xb, w, &mut best);
     let mut d = best.d;
     if d == 0.0 && s.guarded_start {
         return (0.0, false);

@@ -73,6 +73,26 @@ unsafe fn load32(b: &[u8], off: usize) -> __m256i {
     _mm256_loadu_si256(b[off..off + 32].as_ptr().cast())
 }
 
+/// 128-bit lane `i` of a register.
+#[inline(always)]
+pub(super) unsafe fn lane128(v: __m512i, i: usize) -> __m128i {
+    match i {
+        0 => _mm512_castsi512_si128(v),
+        1 => _mm512_extracti32x4_epi32::<1>(v),
+        2 => _mm512_extracti32x4_epi32::<2>(v),
+        _ => _mm512_extracti32x4_epi32::<3>(v),
+    }
+}
+
+/// The sum of the four 128-bit lanes of a register, dword by dword.
+#[inline(always)]
+pub(super) unsafe fn sum_lanes(v: __m512i) -> __m128i {
+    _mm_add_epi32(
+        _mm_add_epi32(_mm512_castsi512_si128(v), _mm512_extracti32x4_epi32::<1>(v)),
+        _mm_add_epi32(_mm512_extracti32x4_epi32::<2>(v), _mm512_extracti32x4_epi32::<3>(v)),
+    )
+}
+
 #[inline(always)]
 pub(super) unsafe fn load64(b: &[u8], off: usize) -> __m512i {
     _mm512_loadu_si512(b[off..off + 64].as_ptr().cast())

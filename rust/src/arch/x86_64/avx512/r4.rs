@@ -13,6 +13,7 @@
 
 use std::arch::x86_64::*;
 
+use super::{lane128, sum_lanes};
 use crate::gemm::{PackedRows, TILE_ROWS};
 use crate::quants::common::read_f32;
 use crate::quants::q8k;
@@ -43,9 +44,6 @@ const fn table(values: &[i8], bias: i32) -> Table {
 /// arranged to match).
 static Y_NIB_LO: [i32; 16] = [0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5];
 static Y_NIB_HI: [i32; 16] = [2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7];
-/// Byte picks of the per-row levels `L[r + 4h]` for the 16 dwords of a register (lanes
-/// alternate halves).
-static L_NIB: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7];
 
 #[inline(always)]
 unsafe fn load16(b: &[u8], off: usize) -> __m128i {
@@ -250,12 +248,12 @@ unsafe fn lookup(t: &Table, idx: __m512i, hi: __mmask64, big: bool) -> __m512i {
 }
 
 /// One register of runs: the grid values of 4 runs (one per 128-bit lane, 4 rows × 4 weights
-/// each), the dwords of the sub-block's activations each lane needs, and the picks of the rows'
-/// levels per dword.
+/// each) and the dwords of the sub-block's activations each lane needs. In both layouts lanes
+/// 0 and 2 hold the first 16-weight half of the sub-block, lanes 1 and 3 the second, so the rows'
+/// levels per dword are `L[r + 4·(lane % 2)]`.
 struct Runs {
     values: __m512i,
     y: &'static [i32; 16],
-    l: &'static [u8; 16],
 }
 
 /// The two registers of runs of sub-block `ib` (4-bit layout: low and high nibbles; 2-bit
@@ -279,8 +277,8 @@ unsafe fn runs(spec: &R4Spec, t: &Table, blk: &[u8], ib: usize, shift: u16) -> [
             // lanes 0 and 2 hold weights of the first 16-weight half, lanes 1 and 3 of the second
             let sh = row_shifts(shift | shift << 8, delta);
             [
-                Runs { values: _mm512_add_epi8(lookup(t, lo, mlo, high), sh), y: &Y_NIB_LO, l: &L_NIB },
-                Runs { values: _mm512_add_epi8(lookup(t, hi, mhi, high), sh), y: &Y_NIB_HI, l: &L_NIB },
+                Runs { values: _mm512_add_epi8(lookup(t, lo, mlo, high), sh), y: &Y_NIB_LO },
+                Runs { values: _mm512_add_epi8(lookup(t, hi, mhi, high), sh), y: &Y_NIB_HI },
             ]
         }
         R4Quants::Crumbs { high } => {
@@ -304,8 +302,7 @@ unsafe fn crumb_runs(t: &Table, q: __m512i, h: __m512i, k: usize, high: bool, sh
         let set = _mm512_test_epi8_mask(h, load64(&QH_CRUMB[k], 0));
         x = _mm512_or_si512(x, _mm512_maskz_set1_epi8(set, 4));
     }
-    let (y, l) = if k == 0 { (&Y_NIB_LO, &L_NIB) } else { (&Y_NIB_HI, &L_NIB) };
-    Runs { values: _mm512_add_epi8(lookup(t, x, 0, false), sh), y, l }
+    Runs { values: _mm512_add_epi8(lookup(t, x, 0, false), sh), y: if k == 0 { &Y_NIB_LO } else { &Y_NIB_HI } }
 }
 
 /// The rows' block scales: the group header's f32 (IQ*_KS_R4) or the R4 block's f16 `d[4]`.
@@ -321,15 +318,6 @@ unsafe fn row_scales(spec: &R4Spec, group: &[u8], blk: &[u8]) -> [f32; 4] {
         R4Scales::Nibbles(_) => _mm_storeu_ps(d.as_mut_ptr(), _mm_cvtph_ps(load8(blk, 0))),
     }
     d
-}
-
-/// Sum of the four 128-bit lanes' dwords: per row, its partial sums over the four runs.
-#[inline(always)]
-unsafe fn sum_lanes(v: __m512i) -> __m128i {
-    _mm_add_epi32(
-        _mm_add_epi32(_mm512_castsi512_si128(v), _mm512_extracti32x4_epi32::<1>(v)),
-        _mm_add_epi32(_mm512_extracti32x4_epi32::<2>(v), _mm512_extracti32x4_epi32::<3>(v)),
-    )
 }
 
 #[inline(always)]
@@ -391,7 +379,7 @@ unsafe fn dequantize(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, out: &mu
                     let mut vals = [0f32; 16];
                     _mm512_storeu_ps(vals.as_mut_ptr(), v);
                     for r in 0..4 {
-                        let h = (run.l[4 * lane + r] as usize) / 4;
+                        let h = lane % 2;
                         let o = &mut out[cols * r + QK_K * ibl + 32 * ib + first..][..4];
                         let scaled = _mm_mul_ps(_mm_set1_ps(dl[r + 4 * h]), _mm_loadu_ps(vals[4 * r..].as_ptr()));
                         _mm_storeu_ps(o.as_mut_ptr(), scaled);
@@ -456,17 +444,6 @@ unsafe fn fill_tile(spec: &R4Spec, t: &Table, w: &mut PackedRows, src: &[u8], co
             _mm_storeu_si128(w.corr[b][rows.clone()].as_mut_ptr().cast(), _mm_slli_epi32::<7>(sum_lanes(corr)));
             w.d[b][rows.clone()].copy_from_slice(&row_scales(spec, group, blk));
         }
-    }
-}
-
-/// 128-bit lane `i` of a register.
-#[inline(always)]
-unsafe fn lane128(v: __m512i, i: usize) -> __m128i {
-    match i {
-        0 => _mm512_castsi512_si128(v),
-        1 => _mm512_extracti32x4_epi32::<1>(v),
-        2 => _mm512_extracti32x4_epi32::<2>(v),
-        _ => _mm512_extracti32x4_epi32::<3>(v),
     }
 }
 

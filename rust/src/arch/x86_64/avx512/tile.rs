@@ -7,6 +7,7 @@
 
 use std::arch::x86_64::*;
 
+use super::{lane128, sum_lanes};
 use crate::gemm::{PackedRows, TILE_ROWS};
 
 /// One row's super-block in registers: `v[j]` = grid values of weights `64j..64j + 64`, `l` =
@@ -31,13 +32,7 @@ unsafe fn transpose4(a: [__m512i; 4]) -> [__m512i; 4] {
 /// Stores 128-bit lane `lane` of `v` at `dst[..16]` (bytes).
 #[inline(always)]
 unsafe fn store_lane(v: __m512i, lane: usize, dst: *mut u8) {
-    let x = match lane {
-        0 => _mm512_castsi512_si128(v),
-        1 => _mm512_extracti32x4_epi32::<1>(v),
-        2 => _mm512_extracti32x4_epi32::<2>(v),
-        _ => _mm512_extracti32x4_epi32::<3>(v),
-    };
-    _mm_storeu_si128(dst.cast(), x);
+    _mm_storeu_si128(dst.cast(), lane128(v, lane));
 }
 
 /// Dword indices `4j + m / 4`: the sub-block scale of each dword of `v[j]`.
@@ -97,11 +92,7 @@ pub unsafe fn fill_rows(w: &mut PackedRows, src: &[u8], rs: usize, nrows: usize,
             }
             // corrections: 128 · the sum of each row's 16 dwords
             let c = transpose4(corr);
-            let c = _mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3]));
-            let c4 = _mm_add_epi32(
-                _mm_add_epi32(_mm512_castsi512_si128(c), _mm512_extracti32x4_epi32::<1>(c)),
-                _mm_add_epi32(_mm512_extracti32x4_epi32::<2>(c), _mm512_extracti32x4_epi32::<3>(c)),
-            );
+            let c4 = sum_lanes(_mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3])));
             _mm_storeu_si128(w.corr[b][4 * grp..4 * grp + 4].as_mut_ptr().cast(), _mm_slli_epi32::<7>(c4));
             for (r, x) in rb.iter().enumerate() {
                 w.d[b][4 * grp + r] = x.d;
