@@ -144,6 +144,23 @@ pub fn pm_sums_kernel() -> Option<PmSumsFn> {
     }
 }
 
+/// IQ2_K's 3-threshold search (`quants::k::threshold4_search`, its scalar oracle) over the
+/// prefix sums of 16 sorted weights and four value orders: `(scale, order)`, the same bits.
+pub type Threshold4Fn = fn(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize);
+
+/// The vectorized IQ2_K threshold search of the ISA in use, if it has one (AVX-512).
+#[inline]
+pub fn threshold4_kernel() -> Option<Threshold4Fn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::threshold4_kernel(current_isa())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// IQ4_KSS's scale search, one candidate per lane: for each `ids[c]` (at most 16) on a 16-entry
 /// grid (`values`, `mids`), the least-squares sums of its pruned index groups (`plain`: the plain
 /// grid the pruning measures against), bit for bit those of the scalar search.

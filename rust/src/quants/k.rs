@@ -721,9 +721,22 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
     // The four value orders c, in the order the reference compares them.
     let vals: [[f32; 4]; 4] = [[p[0], p[1], p[2], p[3]], [s[0], s[1], s[2], s[3]], [p[3], p[2], p[1], p[0]], [s[3], s[2], s[1], s[0]]];
     const SHIFTED: [bool; 4] = [false, true, false, true];
-    // Candidates are laid out k = 4·i3 + c — the comparison order for fixed (i1, i2) — so the
-    // sums of 8 values of i3 are one run of 32 lanes. Per lane: the prefix sums up to i3, the
-    // run sums over [i3, 16), and the order's values.
+    let (d, c) = match crate::arch::threshold4_kernel() {
+        Some(kernel) => kernel(&sx, &sw, &vals),
+        None => threshold4_search(&sx, &sw, &vals),
+    };
+    (d, SHIFTED[c])
+}
+
+/// The search of [`iq2k_threshold_search`] over prefix sums `sx` (Σw·x) and `sw` (Σw) of the
+/// 16 sorted weights and four value orders `vals`: the best scale and the order `c` it takes
+/// (the scalar oracle of `arch::threshold4_kernel`, which returns the same bits).
+///
+/// Candidates are laid out k = 4·i3 + c — the comparison order for fixed (i1, i2) — so the sums
+/// of 8 values of i3 are one run of 32 lanes.
+#[inline(always)]
+pub(crate) fn threshold4_search(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
+    // Per lane: the prefix sums up to i3, the run sums over [i3, 16), and the order's values.
     let (mut sxk, mut swk, mut dx, mut dwv) = ([0f32; 64], [0f32; 64], [0f32; 64], [0f32; 64]);
     let (mut v0, mut v1, mut v2, mut v3) = ([0f32; 64], [0f32; 64], [0f32; 64], [0f32; 64]);
     for k in 0..64 {
@@ -738,7 +751,7 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
         v3[k] = vals[c][3];
     }
     let mut best = Best { d: 0.0, score: 0.0 };
-    let mut is_shifted = false;
+    let mut best_c = 0;
     for i1 in 0..16 {
         for i2 in i1..16 {
             // Σwxq = fma(D, v3, fma(C, v2, fma(A, v0, B·v1))), Σwq² likewise with w·v·v.
@@ -764,17 +777,19 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
                     q2[k] = fmadd(dwv[o + k], v3[o + k], fmadd(cw * v2[o + k], v2[o + k], hw[k]));
                     hits[k] = ((valid[k] * q2[k] > 0.0) & (qx[k] * qx[k] > score * q2[k])) as u32;
                 }
+                // In order, the lanes that beat the run's starting score (the score only grows,
+                // up to rounding: a lane that loses to it loses to the later ones too).
                 if hits.iter().fold(0, |a, &h| a | h) != 0 {
                     for k in first..32 {
-                        if best.offer(qx[k], q2[k]) {
-                            is_shifted = SHIFTED[k % 4];
+                        if hits[k] != 0 && best.offer(qx[k], q2[k]) {
+                            best_c = k % 4;
                         }
                     }
                 }
             }
         }
     }
-    (best.d, is_shifted)
+    (best.d, best_c)
 }
 
 /// `LANES_FROM[i][k]` = 1 for lanes `k >= 4i` of a 32-lane run, else 0 (a multiplier that makes
@@ -872,6 +887,48 @@ row_functions!(IQ6K, iq6k_block, quantize_row_iq6_k, quantize_row_iq6_k_fma, qua
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vectorized IQ2_K threshold search returns the scalar one's bits, on sub-blocks with
+    /// ties, zeros, outliers and either sign.
+    #[test]
+    fn threshold4_kernels_equal_the_scalar_search() {
+        #[cfg(target_arch = "x86_64")]
+        let kernels: Vec<_> = crate::arch::available_isas().into_iter().filter_map(crate::arch::x86_64::threshold4_kernel).collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernels: Vec<crate::arch::Threshold4Fn> = vec![];
+        let p = &IQ2_PLAIN.values;
+        let s = &IQ2_SHIFTED.values;
+        let vals: [[f32; 4]; 4] = [[p[0], p[1], p[2], p[3]], [s[0], s[1], s[2], s[3]], [p[3], p[2], p[1], p[0]], [s[3], s[2], s[1], s[0]]];
+        let bytes = noise(64 * 2000, 0x2b2b);
+        for (case, chunk) in bytes.chunks(64).enumerate() {
+            let mut x = [0f32; 16];
+            let mut w = [0f32; 16];
+            for j in 0..16 {
+                let b = &chunk[4 * j..4 * j + 4];
+                x[j] = match case % 5 {
+                    0 => (b[0] as f32 - 128.0) / 16.0,                       // many ties
+                    1 => (b[0] as f32 - 128.0) * (b[1] as f32 + 1.0) / 4096.0, // spread
+                    2 => if b[2] < 40 { 0.0 } else { (b[0] as f32 - 100.0) / 64.0 },
+                    3 => if j == 3 { 40.0 } else { (b[0] as f32 - 128.0) / 128.0 },
+                    _ => -((b[0] as f32) / 64.0),
+                };
+                w[j] = if case % 7 == 0 { 1.0 } else { 0.01 + b[3] as f32 / 32.0 };
+            }
+            let mut order: [usize; 16] = core::array::from_fn(|j| j);
+            order.sort_by(|&a, &b| x[a].partial_cmp(&x[b]).unwrap().then(a.cmp(&b)));
+            let (mut sx, mut sw) = ([0f32; 17], [0f32; 17]);
+            for (j, &k) in order.iter().enumerate() {
+                sw[j + 1] = sw[j] + w[k];
+                sx[j + 1] = fmadd(w[k], x[k], sx[j]);
+            }
+            let want = threshold4_search(&sx, &sw, &vals);
+            assert!(want.0 != 0.0 || x.iter().all(|&v| v == 0.0), "case {case}: no candidate won");
+            for f in &kernels {
+                let got = f(&sx, &sw, &vals);
+                assert_eq!((got.0.to_bits(), got.1), (want.0.to_bits(), want.1), "case {case}: x={x:?} w={w:?}");
+            }
+        }
+    }
 
     fn noise(n: usize, seed: u64) -> Vec<u8> {
         let mut s = seed;

@@ -182,6 +182,11 @@ pub fn kss_sums_kernel(isa: Isa) -> Option<super::KssSumsFn> {
     (isa == Isa::Avx512).then_some(avx512::search::kss_sums_checked as super::KssSumsFn)
 }
 
+/// IQ2_K's vectorized threshold search for an ISA (AVX-512).
+pub fn threshold4_kernel(isa: Isa) -> Option<super::Threshold4Fn> {
+    (isa == Isa::Avx512).then_some(avx512::search::threshold4_checked as super::Threshold4Fn)
+}
+
 /// The matrix-multiply microkernel for an ISA, if it has one (AVX-512 with VNNI).
 pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
     (isa == Isa::Avx512 && avx512_vnni_available()).then_some(avx512::gemm_tile as crate::gemm::TileFn)

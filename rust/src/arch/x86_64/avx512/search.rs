@@ -204,3 +204,83 @@ pub fn kss_sums_checked(values: &[f32; 16], mids: &[f32], plain: &[f32; 16], ids
     // SAFETY: handed out by `arch::kss_sums_kernel` only when AVX-512 F (and FMA) is present.
     unsafe { kss_sums(values, mids, plain, ids, x, w, out) }
 }
+
+/// IQ2_K's 3-threshold search (`quants::k::threshold4_search`, the scalar oracle): the same
+/// candidates with the same operations, 16 lanes a register (lane `k = 4·i3 + c` of a run of 32),
+/// the in-order comparison over the lanes the mask test against the run's starting score passed.
+///
+/// # Safety
+/// Needs AVX-512 F.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
+pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
+    use crate::quants::common::Best;
+    // Per register r (lanes k = 16r + l, i3 = k / 4, c = k % 4): prefix sums up to i3, run sums
+    // over [i3, 16); the orders' values repeat every 4 lanes.
+    let (mut sxk, mut swk, mut dx, mut dwv) = ([0f32; 64], [0f32; 64], [0f32; 64], [0f32; 64]);
+    let mut v = [[0f32; 16]; 4];
+    for k in 0..64 {
+        let (i3, c) = (k / 4, k % 4);
+        sxk[k] = sx[i3];
+        swk[k] = sw[i3];
+        dx[k] = sx[16] - sx[i3];
+        dwv[k] = (sw[16] - sw[i3]) * vals[c][3];
+        if k < 16 {
+            for (j, vj) in v.iter_mut().enumerate() {
+                vj[k] = vals[c][j];
+            }
+        }
+    }
+    let ld = |a: &[f32; 64], r: usize| _mm512_loadu_ps(a.as_ptr().add(16 * r));
+    let (v0, v1, v2, v3) = (_mm512_loadu_ps(v[0].as_ptr()), _mm512_loadu_ps(v[1].as_ptr()), _mm512_loadu_ps(v[2].as_ptr()), _mm512_loadu_ps(v[3].as_ptr()));
+    let (sxk, swk, dx, dwv): ([__m512; 4], [__m512; 4], [__m512; 4], [__m512; 4]) =
+        (core::array::from_fn(|r| ld(&sxk, r)), core::array::from_fn(|r| ld(&swk, r)), core::array::from_fn(|r| ld(&dx, r)), core::array::from_fn(|r| ld(&dwv, r)));
+    let zero = _mm512_setzero_ps();
+    let mut best = Best { d: 0.0, score: 0.0 };
+    let mut best_c = 0;
+    let (mut qx, mut q2) = ([0f32; 32], [0f32; 32]);
+    for i1 in 0..16 {
+        let (ax, aw) = (_mm512_set1_ps(sx[i1]), _mm512_mul_ps(_mm512_set1_ps(sw[i1]), v0));
+        for i2 in i1..16 {
+            let (bx, bw) = (sx[i2] - sx[i1], sw[i2] - sw[i1]);
+            let hx = _mm512_fmadd_ps(ax, v0, _mm512_mul_ps(_mm512_set1_ps(bx), v1));
+            let hw = _mm512_fmadd_ps(aw, v0, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(bw), v1), v1));
+            let (cx0, cw0) = (_mm512_set1_ps(sx[i2]), _mm512_set1_ps(sw[i2]));
+            for half in i2 / 8..2 {
+                let first = 4 * i2.saturating_sub(8 * half);
+                let score = _mm512_set1_ps(best.score);
+                let mut any = 0u32;
+                let mut regs = [(zero, zero); 2];
+                for (rr, reg) in regs.iter_mut().enumerate() {
+                    let r = 2 * half + rr;
+                    let (cx, cw) = (_mm512_sub_ps(sxk[r], cx0), _mm512_sub_ps(swk[r], cw0));
+                    let x = _mm512_fmadd_ps(dx[r], v3, _mm512_fmadd_ps(cx, v2, hx));
+                    let q = _mm512_fmadd_ps(dwv[r], v3, _mm512_fmadd_ps(_mm512_mul_ps(cw, v2), v2, hw));
+                    let valid = (u32::MAX << first.saturating_sub(16 * rr).min(31)) as u16 & if first >= 16 * (rr + 1) { 0 } else { u16::MAX };
+                    let m = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(q, zero) & valid, _mm512_mul_ps(x, x), _mm512_mul_ps(score, q));
+                    any |= (m as u32) << (16 * rr);
+                    *reg = (x, q);
+                }
+                if any != 0 {
+                    for (rr, &(x, q)) in regs.iter().enumerate() {
+                        _mm512_storeu_ps(qx.as_mut_ptr().add(16 * rr), x);
+                        _mm512_storeu_ps(q2.as_mut_ptr().add(16 * rr), q);
+                    }
+                    while any != 0 {
+                        let k = any.trailing_zeros() as usize;
+                        any &= any - 1;
+                        if best.offer(qx[k], q2[k]) {
+                            best_c = k % 4;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (best.d, best_c)
+}
+
+/// [`threshold4`] behind the safe signature of `arch::Threshold4Fn`.
+pub fn threshold4_checked(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
+    // SAFETY: handed out by `arch::threshold4_kernel` only when AVX-512 F (and FMA) is present.
+    unsafe { threshold4(sx, sw, vals) }
+}
