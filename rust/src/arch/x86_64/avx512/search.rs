@@ -248,6 +248,7 @@ pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -
             for half in i2 / 8..2 {
                 let first = 4 * i2.saturating_sub(8 * half);
                 let score = _mm512_set1_ps(best.score);
+                let valid = u32::MAX << first; // lanes i3 >= i2 (first < 32)
                 let mut any = 0u32;
                 let mut regs = [(zero, zero); 2];
                 for (rr, reg) in regs.iter_mut().enumerate() {
@@ -255,8 +256,7 @@ pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -
                     let (cx, cw) = (_mm512_sub_ps(sxk[r], cx0), _mm512_sub_ps(swk[r], cw0));
                     let x = _mm512_fmadd_ps(dx[r], v3, _mm512_fmadd_ps(cx, v2, hx));
                     let q = _mm512_fmadd_ps(dwv[r], v3, _mm512_fmadd_ps(_mm512_mul_ps(cw, v2), v2, hw));
-                    let valid = (u32::MAX << first.saturating_sub(16 * rr).min(31)) as u16 & if first >= 16 * (rr + 1) { 0 } else { u16::MAX };
-                    let m = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(q, zero) & valid, _mm512_mul_ps(x, x), _mm512_mul_ps(score, q));
+                    let m = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>((valid >> (16 * rr)) as u16, q, zero), _mm512_mul_ps(x, x), _mm512_mul_ps(score, q));
                     any |= (m as u32) << (16 * rr);
                     *reg = (x, q);
                 }
