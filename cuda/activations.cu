@@ -23,3 +23,14 @@ extern "C" __global__ void __launch_bounds__(256) iqrs_convert(const void* __res
         iqrs::store_elem(y, dst_dtype, i, iqrs::load_elem(x, src_dtype, i));
     }
 }
+
+/// `y[i] = Σ_s part[s·n + i]` over `splits` partial results (summed in order), stored as `dtype`:
+/// the split-K fused matrix multiply's reduction.
+extern "C" __global__ void __launch_bounds__(256) iqrs_sum_partials(const float* __restrict__ part, int splits, unsigned long long n,
+                                                                     void* __restrict__ y, int dtype) {
+    for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+        float v = part[i];
+        for (int s = 1; s < splits; ++s) v += part[size_t(s) * n + i];
+        iqrs::store_elem(y, dtype, i, v);
+    }
+}

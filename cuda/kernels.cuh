@@ -170,7 +170,10 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
         iqrs::mmv<T, nc>(w, row_bytes, rows, units, yq, yd, out, out_dtype);                                                 \
     }
 
-/// Every entry point of a type: `iqrs_dequant_<name>_{f32,f16,bf16}` and `iqrs_mmv_<name>_{1..8}`.
+#include "mm.cuh"  // the fused matrix multiply (uses the above)
+
+/// Every entry point of a type: `iqrs_dequant_<name>_{f32,f16,bf16}`, `iqrs_mmv_<name>_{1..8}` and
+/// `iqrs_mm_<name>_{64,128}`.
 #define IQRS_TYPE_KERNELS(name, T)                                                                                           \
     IQRS_DEQUANT_ENTRY(name, T, f32, float)                                                                                  \
     IQRS_DEQUANT_ENTRY(name, T, f16, __half)                                                                                 \
@@ -182,4 +185,5 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     IQRS_MMV_ENTRY(name, T, 5)                                                                                               \
     IQRS_MMV_ENTRY(name, T, 6)                                                                                               \
     IQRS_MMV_ENTRY(name, T, 7)                                                                                               \
-    IQRS_MMV_ENTRY(name, T, 8)
+    IQRS_MMV_ENTRY(name, T, 8)                                                                                               \
+    IQRS_MM_KERNELS(name, T)

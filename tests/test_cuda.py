@@ -201,7 +201,7 @@ def test_matvec_error_beyond_q8_1_rounding(name, dtype, n):
 @on_gpu
 @pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("method,n", [("auto", 9), ("auto", 100), ("auto", 300), ("gemm_f16", 40), ("gemm_bf16", 3)])
+@pytest.mark.parametrize("method,n", [("auto", 9), ("auto", 100), ("auto", 300), ("gemm_f16", 40), ("gemm_bf16", 3), ("fused", 130)])
 def test_matmul_within_bf16_error(name, dtype, method, n):
     q = weights(name)
     rows, cols = q.shape
@@ -215,7 +215,28 @@ def test_matmul_within_bf16_error(name, dtype, method, n):
 
 @on_gpu
 @pytest.mark.parametrize("name", TYPES)
-@pytest.mark.parametrize("method,n", [("auto", 4), ("auto", 64), ("gemm_bf16", 8)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 17, 64, 65, 200])
+def test_fused_is_a_bf16_product(name, dtype, n):
+    # The fused kernel decodes W into shared memory as the bf16 dequantize kernel does and
+    # multiplies bf16 x with f32 accumulation: against that exact product, the only error is f32
+    # summation order and the output's rounding. Rows (99/100 or 300) and n are not multiples
+    # of the kernel's 128 x 64/128 tiles; one 256-weight block per row (n = 17) is the only
+    # case without a split of the columns over several blocks.
+    q = weights(name, rows=300 if n == 65 else None, cols=256 if n == 17 else 1024)
+    rows, cols = q.shape
+    w_bf = q.cuda().dequantize(torch.bfloat16).double().cpu().numpy()
+    x = activations((n, cols), dtype)
+    out = poisoned((n, rows), dtype)
+    got = iqrs.linear(x, q.cuda(), out=out, method="fused")
+    assert got is out
+    exact = x.to(torch.bfloat16).double().cpu().numpy() @ w_bf.T
+    assert rel_err(got, exact) <= 1e-5 + ROUNDING[dtype], rel_err(got, exact)
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+@pytest.mark.parametrize("method,n", [("auto", 4), ("auto", 64), ("gemm_bf16", 8), ("fused", 40)])
 def test_large_values_stay_finite(name, method, n):
     # Weights near 1e5 do not fit in float16 (max 65504) and products reach ~1e9: the default
     # paths (Q8_1 + f32 sums; bf16 GEMM with f32 accumulation) must stay finite and accurate.

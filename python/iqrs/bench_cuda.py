@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
             for n in ns:
                 x = torch.randn(n, cols, device="cuda", dtype=torch.float32)
                 out = torch.empty(n, rows, device="cuda", dtype=torch.float32)
-                methods = ["auto"] + ([m for m in ("mmv", "gemm_bf16") if args.paths and n in (8, 16, 32)])
+                methods = ["auto"]
+                if args.paths:  # every path that applies, side by side
+                    methods += (["mmv"] if n <= 32 else []) + (["fused", "gemm_bf16"] if n >= 8 else [])
                 for method in methods:
                     calls = [lambda w=w: iqrs.linear(x, w, out=out, method=method) for w in ws]
                     t = cuda_median_us(torch, calls, iters, 3)
@@ -136,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--types", help="comma-separated types (default: all registered)")
     p.add_argument("--n", default=",".join(map(str, NS)), help="activation columns (default 1,8,512,4096)")
     p.add_argument("--iters", type=int, default=30, help="timed calls per measurement (>= 20)")
-    p.add_argument("--paths", action="store_true", help="also time mat-vec and GEMM side by side at N = 8, 16, 32")
+    p.add_argument("--paths", action="store_true", help="also time each path (mat-vec up to N = 32, fused and dequantize + cuBLAS from N = 8) side by side")
     p.add_argument("--json", help="write all numbers to this file")
     return run(p.parse_args(argv))
 

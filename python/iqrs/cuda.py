@@ -29,7 +29,7 @@ from ._qtensor import QTensor, TypeInfo
 
 __all__ = ["CudaQTensor", "build_info", "device_count", "device_info", "is_available", "linear"]
 
-_METHODS = ("auto", "mmv", "gemm_bf16", "gemm_f16")
+_METHODS = ("auto", "mmv", "fused", "gemm_bf16", "gemm_f16")
 
 
 def is_available() -> bool:
@@ -258,7 +258,9 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         bias: optional tensor of ``rows`` values, added in x's dtype.
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
         method: ``"auto"`` (mat-vec for up to 16 vectors, else bf16 GEMM), or force ``"mmv"``,
-            ``"gemm_bf16"`` or ``"gemm_f16"`` (for benchmarks and tests).
+            ``"fused"`` (W decoded tile by tile into shared memory, bf16 tensor-core products:
+            no dequantized copy of W in GPU memory, but slower than the GEMM on an H200),
+            ``"gemm_bf16"`` or ``"gemm_f16"``.
 
     Returns:
         A tensor of shape ``(..., rows)`` with x's dtype and device.

@@ -49,6 +49,39 @@ pub fn mmv_name(t: QType, ncols: usize) -> String {
     format!("iqrs_mmv_{}_{ncols}", t.name())
 }
 
+/// Weight rows per block of the fused matrix multiply (`MM_BM` in mm.cuh).
+pub const MM_ROWS: usize = 128;
+/// Threads per block of the fused matrix multiply (`MM_THREADS` in mm.cuh).
+pub const MM_THREADS: u32 = 256;
+/// The fused kernels' widths (activation vectors per block): `iqrs_mm_<type>_<width>`.
+pub const MM_WIDTHS: [usize; 2] = [64, 128];
+
+/// The fused kernel width for `n` vectors: the narrow one while it covers them in one block.
+pub fn mm_vectors_per_block(n: usize) -> usize {
+    if n <= MM_WIDTHS[0] {
+        MM_WIDTHS[0]
+    } else {
+        MM_WIDTHS[1]
+    }
+}
+
+/// Blocks of the fused kernel of `width` one SM holds (`__launch_bounds__` in mm.cuh).
+pub fn mm_blocks_per_sm(width: usize) -> usize {
+    if width <= MM_WIDTHS[0] {
+        3
+    } else {
+        2
+    }
+}
+
+/// Most column splits of the fused matrix multiply (each adds a pass over f32 partial sums).
+pub const MM_MAX_SPLITS: usize = 8;
+
+/// `iqrs_mm_<type>_<width>`.
+pub fn mm_name(t: QType, width: usize) -> String {
+    format!("iqrs_mm_{}_{width}", t.name())
+}
+
 /// The embedded fatbin of a module.
 pub fn fatbin(module: &str) -> Option<&'static [u8]> {
     FATBINS.iter().find(|(m, _)| *m == module).map(|(_, b)| *b)
@@ -71,11 +104,12 @@ mod tests {
             let bin = fatbin(module).unwrap_or_else(|| panic!("no fatbin for {t}"));
             let mut names: Vec<String> = ["f32", "f16", "bf16"].iter().map(|s| dequant_name(t, s)).collect();
             names.extend((1..=MMV_MAX_COLS).map(|n| mmv_name(t, n)));
+            names.extend(MM_WIDTHS.iter().map(|&w| mm_name(t, w)));
             for name in names {
                 assert!(contains(bin, &name), "{name} is missing from module {module}");
             }
         }
         let act = fatbin(ACTIVATIONS).expect("activations module");
-        assert!(contains(act, "iqrs_quantize_q8_1") && contains(act, "iqrs_convert"));
+        assert!(contains(act, "iqrs_quantize_q8_1") && contains(act, "iqrs_convert") && contains(act, "iqrs_sum_partials"));
     }
 }

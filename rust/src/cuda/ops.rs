@@ -1,6 +1,7 @@
 //! GPU operations on device memory the caller owns (PyTorch tensors, in the Python API): decode a
-//! quantized matrix, and `out = x · Wᵀ`, either by mat-vec kernels on Q8_1 activations (a few
-//! activation vectors) or by dequantizing W to bf16 (or f16) and cuBLAS (many). Every pointer is
+//! quantized matrix, and `out = x · Wᵀ`: by mat-vec kernels on Q8_1 activations (a few
+//! activation vectors), by the fused matrix multiply (W decoded tile by tile into shared memory,
+//! bf16 tensor-core MMA), or by dequantizing W to bf16 (or f16) and cuBLAS. Every pointer is
 //! checked against its allocation first, and all work is queued on the caller's stream.
 
 use std::ffi::c_void;
@@ -97,10 +98,15 @@ impl QMatrix {
 /// How [`linear`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// Mat-vec kernels for up to [`MATVEC_MAX_AUTO`] activation vectors, else bf16 GEMM.
+    /// Mat-vec kernels for up to [`MATVEC_MAX_AUTO`] activation vectors, else bf16 GEMM (the
+    /// fused kernel measured no faster than dequantize + cuBLAS on an H200: see cuda/NOTES.md).
     Auto,
     /// Activations quantized to Q8_1, integer dot products (dp4a), 8 vectors per launch.
     MatVec,
+    /// The fused matrix multiply: W decoded to bf16 in shared memory tile by tile (no
+    /// dequantized copy of W in GPU memory), x in bf16, tensor-core MMA with f32 accumulation;
+    /// the same products as `Gemm(BF16)` up to f32 summation order.
+    Fused,
     /// W dequantized to this type (bf16 or f16) in slabs, x converted to it, cuBLAS GEMM with f32 accumulation.
     Gemm(Dtype),
 }
@@ -175,6 +181,7 @@ pub unsafe fn linear(w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, st
     match method {
         Method::Auto if n <= MATVEC_MAX_AUTO => matvec(&dev, w, x, x_dtype, n, out, stream),
         Method::MatVec => matvec(&dev, w, x, x_dtype, n, out, stream),
+        Method::Fused => fused(&dev, w, x, x_dtype, n, out, stream),
         Method::Auto => gemm(&dev, w, x, x_dtype, n, out, Dtype::BF16, stream),
         Method::Gemm(Dtype::F32) => Err(IqError::Invalid("the GEMM path computes in bfloat16 or float16, not float32".into())),
         Method::Gemm(g) => gemm(&dev, w, x, x_dtype, n, out, g, stream),
@@ -207,6 +214,45 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
         let (q, d, o) = (yq + (c0 * cols) as u64, yd + (c0 * units * 4) as u64, out + (c0 * w.rows * x_dtype.size()) as u64);
         dev.launch(f, grid, (32, kernels::MMV_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, q, d, o, xd])?;
         c0 += nc;
+    }
+    Ok(())
+}
+
+/// The fused kernel (mm.cuh) on bf16 activations, its columns split over several blocks (f32
+/// partial sums, then `iqrs_sum_partials`) when the row tiles alone would leave SMs idle.
+unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
+    let cols = w.cols;
+    // bf16 activations, 16-byte aligned (the kernel reads them with cp.async).
+    let x_conv = if x_dtype != Dtype::BF16 || x % 16 != 0 { Some(dev.scratch(n * cols * 2, stream)?) } else { None };
+    let xb = match &x_conv {
+        Some(s) => {
+            convert(dev, x, x_dtype, s.ptr(), Dtype::BF16, n * cols, stream)?;
+            s.ptr()
+        }
+        None => x,
+    };
+    let bn = kernels::mm_vectors_per_block(n);
+    let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mm_name(w.qtype, bn))?;
+    let (gx, gy) = (n.div_ceil(bn), w.rows.div_ceil(kernels::MM_ROWS));
+    if gy > 65535 {
+        return Err(IqError::Invalid(format!("{} rows exceed the fused kernel's grid", w.rows)));
+    }
+    // Split the columns (in whole 256-weight blocks) until the blocks fill the SMs once.
+    let blocks_per_row = cols / QK_K;
+    let resident = dev.multiprocessors()? * kernels::mm_blocks_per_sm(bn);
+    let mut splits = resident.div_ceil(gx * gy).clamp(1, blocks_per_row.min(kernels::MM_MAX_SPLITS));
+    let split_units = blocks_per_row.div_ceil(splits) * (QK_K / 32);
+    splits = w.units().div_ceil(split_units);
+    let part = if splits > 1 { Some(dev.scratch(splits * n * w.rows * 4, stream)?) } else { None };
+    let dst = part.as_ref().map_or(out, |p| p.ptr());
+    let grid = (gx as u32, gy as u32, splits as u32);
+    let (row_bytes, rows, units, n_i, xd, su) = (w.row_bytes() as u64, w.rows as i32, w.units() as i32, n as i32, x_dtype as i32, split_units as i32);
+    dev.launch(f, grid, (kernels::MM_THREADS, 1, 1), stream, &mut args![w.ptr, row_bytes, rows, units, xb, n_i, dst, xd, su])?;
+    if let Some(p) = &part {
+        let sum = dev.function(kernels::ACTIVATIONS, "iqrs_sum_partials")?;
+        let count = n * w.rows;
+        let (pp, sp, cnt) = (p.ptr(), splits as i32, count as u64);
+        dev.launch(sum, (grid_1d(count, 256)?.0.min(1 << 16), 1, 1), (256, 1, 1), stream, &mut args![pp, sp, cnt, out, xd])?;
     }
     Ok(())
 }
