@@ -1,12 +1,11 @@
 // The fused matrix multiply, written once over a type's `unit()` decoder: `out = x · Wᵀ` for bf16
 // activations without ever writing the dequantized W to global memory. A block computes a
-// MM_BM x BN tile of the output (BM weight rows x BN activation vectors); per stage of 64 weights
-// (two units) each thread decodes one unit of W into shared memory as bf16 — the values the
-// bf16 dequantize kernel writes, bit for bit — the activations arrive by cp.async (double
-// buffered), and eight warps multiply with bf16 tensor-core MMA (m16n8k16, f32 accumulation).
-//
-// Shared tiles are 64 bf16 (128 bytes, 8 chunks of 16) per row, chunk c of row r stored at
-// c ^ (r % 8): the 8 rows an ldmatrix reads land on 8 different bank groups.
+// MM_BM x BN tile of the output (BM weight rows x BN activation vectors); per stage of KU units
+// (KU·32 weights) the threads decode the tile's units of W into shared memory as bf16 — the
+// values the bf16 dequantize kernel writes, bit for bit — while the stage's activations arrive
+// by cp.async, and eight warps multiply with bf16 tensor-core MMA (m16n8k16, f32 accumulation).
+// Shared rows are swizzled (`swz`) so that ldmatrix reads and the decoders' stores do not
+// conflict on banks.
 #pragma once
 // Included at the end of kernels.cuh, whose helpers it uses.
 
@@ -16,8 +15,6 @@ namespace iqrs {
 constexpr int MM_BM = 128;
 /// Threads per block: 8 warps, 2 along the rows (64 each) x 4 along the vectors (BN/4 each).
 constexpr int MM_THREADS = 256;
-/// Weights per stage (two units).
-constexpr int MM_BK = 64;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
 
@@ -64,8 +61,11 @@ __device__ __forceinline__ uint4 bf16_chunk(const Unit& x, int j) {
     return make_uint4(o[0], o[1], o[2], o[3]);
 }
 
-/// The chunk of a 128-byte shared row where logical chunk `c` of row `r` lives.
-__device__ __forceinline__ int swz(int r, int c) { return r * 8 + (c ^ (r & 7)); }
+/// The chunk of a shared row of `C` 16-byte chunks where logical chunk `c` of row `r` lives: the
+/// 8 rows an ldmatrix reads (same c) land on 8 different bank groups, and so do the 8 chunks of
+/// one row that 8 decoding threads store at once (c = 4u + j, u = 0..7).
+template <int C>
+__device__ __forceinline__ int swz(int r, int c) { return r * C + (c ^ (((c >> 3) + r) & 7)); }
 
 /// `out[v][row] = Σ_k W[row, k] · x[v, k]` for `n` bf16 vectors `x` (n x 32·units, row-major,
 /// 16-byte aligned), `out` of `out_dtype` (n x rows). Grid: (⌈n / BN⌉, ⌈rows / MM_BM⌉, splits);
@@ -74,38 +74,22 @@ __device__ __forceinline__ int swz(int r, int c) { return r * 8 + (c ^ (r & 7));
 /// leave the SMs idle), block z takes the `split_units` units from z·split_units (whole
 /// 256-weight blocks) and writes its partial sums as f32 to `out + z·n·rows` floats, which
 /// `iqrs_sum_partials` adds up in order.
-template <class T, int BN>
+template <class T, int BN, int KU>
 __device__ __forceinline__ void mm(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, const __nv_bfloat16* __restrict__ x,
                                    int n, void* __restrict__ out, int out_dtype, int split_units) {
     constexpr int NT = BN / 32;                          // 8-vector MMA tiles per warp
-    constexpr int B_CHUNKS = BN * 8 / MM_THREADS;        // 16-byte activation chunks per thread and stage
-    __shared__ __align__(128) uint4 sa[MM_BM * 8];       // W tile, bf16
-    __shared__ __align__(128) uint4 sb[2][BN * 8];       // x tiles, bf16, double buffered
+    constexpr int C = 4 * KU;                            // 16-byte chunks per shared row (KU units)
+    constexpr int B_CHUNKS = BN * C / MM_THREADS;        // activation chunks per thread and stage
+    constexpr int DECODES = MM_BM * KU / MM_THREADS;     // units each thread decodes per stage
+    __shared__ __align__(128) uint4 sa[MM_BM * C];       // W tile, bf16
+    __shared__ __align__(128) uint4 sb[BN * C];          // x tile, bf16
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp >> 2, wn = warp & 3;             // warp's 64 rows, BN/4 vectors
     const int row0 = blockIdx.y * MM_BM, v0 = blockIdx.x * BN;
     const size_t cols = size_t(units) * UNIT;
-
-    // This thread's unit of every stage: row `dr` of the tile, unit `du` of the stage.
-    const int dr = tid >> 1, du = tid & 1, drow = row0 + dr;
-    const bool has_row = drow < rows;
-    // Rows past the last decode the last row (and store zeros): no branch around the decode,
-    // so that it shares one basic block with the MMAs and its loads can be issued before them.
-    const int crow = has_row ? drow : rows - 1;
-    const uint8_t* dgroup = group_of<T>(w, row_bytes, crow);
     const size_t group_bytes = row_bytes * T::ROWS_PER_GROUP;
-    auto decode = [&](int stage) { return T::unit(dgroup, crow % T::ROWS_PER_GROUP, 2 * stage + du); };
-    auto load_x = [&](int stage, int buf) {
-#pragma unroll
-        for (int i = 0; i < B_CHUNKS; ++i) {
-            const int c = tid + i * MM_THREADS, v = c >> 3, k = c & 7;
-            const bool ok = v0 + v < n;
-            const __nv_bfloat16* src = x + size_t(ok ? v0 + v : 0) * cols + size_t(stage) * MM_BK + 8 * k;
-            cp_async16(&sb[buf][swz(v, k)], src, ok ? 16 : 0);
-        }
-        cp_async_commit();
-    };
+    const int nb = units / 8;
 
     float acc[4][NT][4];
 #pragma unroll
@@ -115,57 +99,57 @@ __device__ __forceinline__ void mm(const uint8_t* __restrict__ w, size_t row_byt
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
-    // The bytes of block b (256 weights) of this thread's row group lie in [b·gb/nb, (b+1)·gb/nb + 16)
-    // for any type (gb = group bytes, nb = blocks; row heads are at most 16 bytes): fetched into
-    // L1 a block ahead and into L2 two ahead, so that the decode after each stage's MMAs finds
-    // its bytes close (the decode is latency-bound otherwise: one stage of W at a time).
-    const int nb = units / 8;
-    auto prefetch_block = [&](int b, bool l1) {
-        if (!has_row || b >= nb) return;
-        const size_t lo = size_t(b) * group_bytes / nb, hi = min(group_bytes, size_t(b + 1) * group_bytes / nb + 16);
-        for (size_t o = lo & ~size_t(127); o < hi; o += 128) {
-            if (l1) {
-                asm volatile("prefetch.global.L1 [%0];" ::"l"(dgroup + o));
-            } else {
-                prefetch_l2(dgroup + o);
-            }
-        }
-    };
-    const int s0 = blockIdx.z * (split_units / 2), stages = min(units, int(blockIdx.z + 1) * split_units) / 2;  // 4 per block
-    prefetch_block(s0 / 4, true);
-    prefetch_block(s0 / 4 + 1, true);
-    prefetch_block(s0 / 4 + 2, false);
-    load_x(s0, s0 & 1);
-    Unit next = decode(s0);
+    const int s0 = blockIdx.z * (split_units / KU), stages = min(units, int(blockIdx.z + 1) * split_units) / KU;
     for (int s = s0; s < stages; ++s) {
-        __syncthreads();  // every warp is done with sa and sb[(s + 1) % 2] of the last stage
+        __syncthreads();  // every warp is done with sa and sb of the last stage
+        // x: cp.async, in flight while this stage's units are decoded.
 #pragma unroll
-        for (int j = 0; j < 4; ++j) sa[swz(dr, 4 * du + j)] = has_row ? bf16_chunk(next, j) : make_uint4(0, 0, 0, 0);
-        if (s % 4 == 0 && s > s0) {
-            prefetch_block(s / 4 + 2, true);
-            prefetch_block(s / 4 + 3, false);
+        for (int i = 0; i < B_CHUNKS; ++i) {
+            const int c = tid + i * MM_THREADS, v = c / C, k = c % C;
+            const bool ok = v0 + v < n;
+            const __nv_bfloat16* src = x + size_t(ok ? v0 + v : 0) * cols + size_t(s) * KU * UNIT + 8 * k;
+            cp_async16(&sb[swz<C>(v, k)], src, ok ? 16 : 0);
         }
-        if (s + 1 < stages) {
-            load_x(s + 1, (s + 1) & 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
+        cp_async_commit();
+        // W: unit i = tid + 256·m of the stage is unit i % KU of tile row i / KU, so a warp
+        // decodes 32 / KU rows' consecutive units (fewer cache lines per load). Rows past the
+        // last store zeros.
+#pragma unroll
+        for (int m = 0; m < DECODES; ++m) {
+            const int i = tid + m * MM_THREADS, r = i / KU, u = i % KU, row = row0 + r;
+            uint4 c[4] = {};
+            if (row < rows) {
+                const Unit x = T::unit(group_of<T>(w, row_bytes, row), row % T::ROWS_PER_GROUP, s * KU + u);
+#pragma unroll
+                for (int j = 0; j < 4; ++j) c[j] = bf16_chunk(x, j);
+                // The bytes of block b of a row group lie in [b·gb/nb, (b+1)·gb/nb + 16) for any
+                // type (gb = group bytes, nb = blocks, row heads ≤ 16 bytes): ask L2 for the
+                // block after next when a stage starts a block.
+                const int b = (s * KU + u) / 8 + 2;
+                if ((s * KU) % 8 == 0 && u == 0 && b < nb) {
+                    const uint8_t* g = group_of<T>(w, row_bytes, row);
+                    const size_t lo = size_t(b) * group_bytes / nb, hi = min(group_bytes, size_t(b + 1) * group_bytes / nb + 16);
+                    for (size_t o = lo & ~size_t(127); o < hi; o += 128) prefetch_l2(g + o);
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < 4; ++j) sa[swz<C>(r, 4 * u + j)] = c[j];
         }
+        cp_async_wait<0>();
         __syncthreads();
-        const uint4* b = sb[s & 1];
 #pragma unroll
-        for (int ks = 0; ks < MM_BK / 16; ++ks) {
+        for (int ks = 0; ks < KU * 2; ++ks) {
             uint32_t af[4][4], bf[NT][2];
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
                 const int r = wm * 64 + i * 16 + (lane & 15);
-                ldmatrix_x4(af[i], &sa[swz(r, 2 * ks + (lane >> 4))]);
+                ldmatrix_x4(af[i], &sa[swz<C>(r, 2 * ks + (lane >> 4))]);
             }
 #pragma unroll
             for (int p = 0; p < NT / 2; ++p) {
                 const int v = wn * (BN / 4) + p * 16 + (lane & 7) + ((lane >> 4) << 3);
                 uint32_t t[4];
-                ldmatrix_x4(t, &b[swz(v, 2 * ks + ((lane >> 3) & 1))]);
+                ldmatrix_x4(t, &sb[swz<C>(v, 2 * ks + ((lane >> 3) & 1))]);
                 bf[2 * p][0] = t[0];
                 bf[2 * p][1] = t[1];
                 bf[2 * p + 1][0] = t[2];
@@ -176,9 +160,6 @@ __device__ __forceinline__ void mm(const uint8_t* __restrict__ w, size_t row_byt
 #pragma unroll
                 for (int j = 0; j < NT; ++j) mma_bf16(acc[i][j], af[i], bf[j][0], bf[j][1]);
         }
-        // The next stage's unit, decoded while the tensor cores work on this one's MMAs (the
-        // last stage decodes itself again rather than branch).
-        next = decode(min(s + 1, stages - 1));
     }
 
     const int g = lane >> 2, t4 = lane & 3;
@@ -203,12 +184,13 @@ __device__ __forceinline__ void mm(const uint8_t* __restrict__ w, size_t row_byt
 
 }  // namespace iqrs
 
-// Three blocks an SM for the narrow kernel (32 accumulators a thread), two for the wide one.
+// Stages of 4 units for the narrow kernel (48 KB of shared memory), 2 for the wide one (32 KB);
+// two blocks an SM.
 #define IQRS_MM_ENTRY(name, T, bn)                                                                                           \
-    extern "C" __global__ void __launch_bounds__(iqrs::MM_THREADS, bn == 64 ? 3 : 2)                                         \
+    extern "C" __global__ void __launch_bounds__(iqrs::MM_THREADS, 2)                                                       \
         iqrs_mm_##name##_##bn(const uint8_t* w, unsigned long long row_bytes, int rows, int units, const __nv_bfloat16* x,  \
                               int n, void* out, int out_dtype, int split_units) {                                            \
-        iqrs::mm<T, bn>(w, row_bytes, rows, units, x, n, out, out_dtype, split_units);                                       \
+        iqrs::mm<T, bn, bn == 64 ? 4 : 2>(w, row_bytes, rows, units, x, n, out, out_dtype, split_units);                                       \
     }
 
 /// The fused matrix multiply of a type: `iqrs_mm_<name>_{64,128}` (vectors per block).

@@ -65,14 +65,8 @@ pub fn mm_vectors_per_block(n: usize) -> usize {
     }
 }
 
-/// Blocks of the fused kernel of `width` one SM holds (`__launch_bounds__` in mm.cuh).
-pub fn mm_blocks_per_sm(width: usize) -> usize {
-    if width <= MM_WIDTHS[0] {
-        3
-    } else {
-        2
-    }
-}
+/// Blocks of the fused kernel one SM holds (`__launch_bounds__` in mm.cuh).
+pub const MM_BLOCKS_PER_SM: usize = 2;
 
 /// Most column splits of the fused matrix multiply (each adds a pass over f32 partial sums).
 pub const MM_MAX_SPLITS: usize = 8;

@@ -239,7 +239,7 @@ unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out
     }
     // Split the columns (in whole 256-weight blocks) until the blocks fill the SMs once.
     let blocks_per_row = cols / QK_K;
-    let resident = dev.multiprocessors()? * kernels::mm_blocks_per_sm(bn);
+    let resident = dev.multiprocessors()? * kernels::MM_BLOCKS_PER_SM;
     let mut splits = resident.div_ceil(gx * gy).clamp(1, blocks_per_row.min(kernels::MM_MAX_SPLITS));
     let split_units = blocks_per_row.div_ceil(splits) * (QK_K / 32);
     splits = w.units().div_ceil(split_units);
