@@ -259,7 +259,7 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
         method: ``"auto"`` (mat-vec for up to 16 vectors, else bf16 GEMM), or force ``"mmv"``,
             ``"fused"`` (W decoded tile by tile into shared memory, bf16 tensor-core products:
-            no dequantized copy of W in GPU memory, but slower than the GEMM on an H200),
+            no dequantized copy of W in GPU memory; on an H200 at best as fast as the GEMM),
             ``"gemm_bf16"`` or ``"gemm_f16"``.
 
     Returns:
