@@ -9,7 +9,7 @@ use std::ffi::c_void;
 use cudarc::cublas::sys as cb;
 use cudarc::driver::sys::CUstream;
 
-use super::device::{cublas_err, device, Device};
+use super::device::{cublas_err, device, Device, Scratch};
 use super::kernels;
 use crate::error::{IqError, Result};
 use crate::registry::{QType, QK_K};
@@ -196,6 +196,18 @@ unsafe fn convert(dev: &Device, src: u64, from: Dtype, dst: u64, to: Dtype, coun
     dev.launch(f, (grid, 1, 1), (256, 1, 1), stream, &mut args![src, from, dst, to, count])
 }
 
+/// `count` activations of `from` at `x` as `to`: `x` itself when they already are (and no copy
+/// is asked for), else a converted copy in scratch memory, returned so that it lives as long as
+/// the caller needs its address.
+unsafe fn activations_as(dev: &Device, x: u64, from: Dtype, to: Dtype, count: usize, copy: bool, stream: CUstream) -> Result<(u64, Option<Scratch>)> {
+    if from == to && !copy {
+        return Ok((x, None));
+    }
+    let s = dev.scratch(count * to.size(), stream)?;
+    convert(dev, x, from, s.ptr(), to, count, stream)?;
+    Ok((s.ptr(), Some(s)))
+}
+
 unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
     let (cols, units) = (w.cols, w.units());
     // Q8_1 activations: n*cols int8 values, then n*units f32 scales (16-byte aligned: cols % 256 == 0).
@@ -223,14 +235,7 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
 unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
     let cols = w.cols;
     // bf16 activations, 16-byte aligned (the kernel reads them with cp.async).
-    let x_conv = if x_dtype != Dtype::BF16 || x % 16 != 0 { Some(dev.scratch(n * cols * 2, stream)?) } else { None };
-    let xb = match &x_conv {
-        Some(s) => {
-            convert(dev, x, x_dtype, s.ptr(), Dtype::BF16, n * cols, stream)?;
-            s.ptr()
-        }
-        None => x,
-    };
+    let (xb, _x_conv) = activations_as(dev, x, x_dtype, Dtype::BF16, n * cols, x % 16 != 0, stream)?;
     let bn = kernels::mm_vectors_per_block(n);
     let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mm_name(w.qtype, bn))?;
     let (gx, gy) = (n.div_ceil(bn), w.rows.div_ceil(kernels::MM_ROWS));
@@ -261,14 +266,7 @@ unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out
 unsafe fn gemm(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, g: Dtype, stream: CUstream) -> Result<()> {
     let (rows, cols) = (w.rows, w.cols);
     // Activations in the GEMM type.
-    let x_conv = if x_dtype != g { Some(dev.scratch(n * cols * g.size(), stream)?) } else { None };
-    let xg = match &x_conv {
-        Some(s) => {
-            convert(dev, x, x_dtype, s.ptr(), g, n * cols, stream)?;
-            s.ptr()
-        }
-        None => x,
-    };
+    let (xg, _x_conv) = activations_as(dev, x, x_dtype, g, n * cols, false, stream)?;
     // cuBLAS writes f32 or the GEMM type; f16 output from bf16 operands (or the reverse) goes through f32.
     let (c_type, c_tmp) = if x_dtype == Dtype::F32 || x_dtype == g { (x_dtype, None) } else { (Dtype::F32, Some(dev.scratch(n * rows * 4, stream)?)) };
     let c = c_tmp.as_ref().map_or(out, |s| s.ptr());

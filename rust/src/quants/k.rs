@@ -708,7 +708,19 @@ fn iq3k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
 /// together and the in-order comparison only runs when one of them could win.
 #[inline(always)]
 fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
-    // Prefix sums over the weights sorted by (x, position).
+    let (sx, sw) = sorted_prefix_sums(xb, w);
+    const SHIFTED: [bool; 4] = [false, true, false, true];
+    let vals = iq2k_orders();
+    let (d, c) = match crate::arch::threshold4_kernel() {
+        Some(kernel) => kernel(&sx, &sw, &vals),
+        None => threshold4_search(&sx, &sw, &vals),
+    };
+    (d, SHIFTED[c])
+}
+
+/// Prefix sums of `w·x` and `w` over the 16 weights sorted by (x, position).
+#[inline(always)]
+fn sorted_prefix_sums(xb: &Sub, w: &Sub) -> ([f32; 17], [f32; 17]) {
     let mut order: [usize; 16] = core::array::from_fn(|j| j);
     order.sort_by(|&a, &b| xb[a].partial_cmp(&xb[b]).unwrap_or(core::cmp::Ordering::Equal).then(a.cmp(&b)));
     let (mut sx, mut sw) = ([0f32; 17], [0f32; 17]);
@@ -716,16 +728,46 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
         sw[j + 1] = sw[j] + w[k];
         sx[j + 1] = fmadd(w[k], xb[k], sx[j]);
     }
+    (sx, sw)
+}
+
+/// IQ2_K's four value orders c, in the order the reference compares them: plain ascending,
+/// shifted ascending, plain descending, shifted descending.
+#[inline(always)]
+fn iq2k_orders() -> [[f32; 4]; 4] {
     let p = &IQ2_PLAIN.values;
     let s = &IQ2_SHIFTED.values;
-    // The four value orders c, in the order the reference compares them.
-    let vals: [[f32; 4]; 4] = [[p[0], p[1], p[2], p[3]], [s[0], s[1], s[2], s[3]], [p[3], p[2], p[1], p[0]], [s[3], s[2], s[1], s[0]]];
-    const SHIFTED: [bool; 4] = [false, true, false, true];
-    let (d, c) = match crate::arch::threshold4_kernel() {
-        Some(kernel) => kernel(&sx, &sw, &vals),
-        None => threshold4_search(&sx, &sw, &vals),
-    };
-    (d, SHIFTED[c])
+    [[p[0], p[1], p[2], p[3]], [s[0], s[1], s[2], s[3]], [p[3], p[2], p[1], p[0]], [s[3], s[2], s[1], s[0]]]
+}
+
+/// The per-lane inputs of the threshold search, lane `k = 4·i3 + c` (64 lanes: i3 < 16, four
+/// orders c): the prefix sums up to i3, the run sums over [i3, 16) (`dwv` already times the
+/// order's last value), and the order's four values. Shared by the scalar search and the SIMD
+/// kernels, so that every lane starts from the same bits.
+pub(crate) struct Threshold4Lanes {
+    pub sxk: [f32; 64],
+    pub swk: [f32; 64],
+    pub dx: [f32; 64],
+    pub dwv: [f32; 64],
+    pub v: [[f32; 64]; 4],
+}
+
+impl Threshold4Lanes {
+    #[inline(always)]
+    pub(crate) fn new(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> Threshold4Lanes {
+        let mut l = Threshold4Lanes { sxk: [0.0; 64], swk: [0.0; 64], dx: [0.0; 64], dwv: [0.0; 64], v: [[0.0; 64]; 4] };
+        for k in 0..64 {
+            let (i3, c) = (k / 4, k % 4);
+            l.sxk[k] = sx[i3];
+            l.swk[k] = sw[i3];
+            l.dx[k] = sx[16] - sx[i3];
+            l.dwv[k] = (sw[16] - sw[i3]) * vals[c][3];
+            for j in 0..4 {
+                l.v[j][k] = vals[c][j];
+            }
+        }
+        l
+    }
 }
 
 /// The search of [`iq2k_threshold_search`] over prefix sums `sx` (Σw·x) and `sw` (Σw) of the
@@ -736,20 +778,7 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
 /// of 8 values of i3 are one run of 32 lanes.
 #[inline(always)]
 pub(crate) fn threshold4_search(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
-    // Per lane: the prefix sums up to i3, the run sums over [i3, 16), and the order's values.
-    let (mut sxk, mut swk, mut dx, mut dwv) = ([0f32; 64], [0f32; 64], [0f32; 64], [0f32; 64]);
-    let (mut v0, mut v1, mut v2, mut v3) = ([0f32; 64], [0f32; 64], [0f32; 64], [0f32; 64]);
-    for k in 0..64 {
-        let (i3, c) = (k / 4, k % 4);
-        sxk[k] = sx[i3];
-        swk[k] = sw[i3];
-        dx[k] = sx[16] - sx[i3];
-        dwv[k] = (sw[16] - sw[i3]) * vals[c][3];
-        v0[k] = vals[c][0];
-        v1[k] = vals[c][1];
-        v2[k] = vals[c][2];
-        v3[k] = vals[c][3];
-    }
+    let Threshold4Lanes { sxk, swk, dx, dwv, v: [v0, v1, v2, v3] } = Threshold4Lanes::new(sx, sw, vals);
     let mut best = Best { d: 0.0, score: 0.0 };
     let mut best_c = 0;
     for i1 in 0..16 {
@@ -896,9 +925,7 @@ mod tests {
         let kernels: Vec<_> = crate::arch::available_isas().into_iter().filter_map(crate::arch::x86_64::threshold4_kernel).collect();
         #[cfg(not(target_arch = "x86_64"))]
         let kernels: Vec<crate::arch::Threshold4Fn> = vec![];
-        let p = &IQ2_PLAIN.values;
-        let s = &IQ2_SHIFTED.values;
-        let vals: [[f32; 4]; 4] = [[p[0], p[1], p[2], p[3]], [s[0], s[1], s[2], s[3]], [p[3], p[2], p[1], p[0]], [s[3], s[2], s[1], s[0]]];
+        let vals = iq2k_orders();
         let bytes = noise(64 * 2000, 0x2b2b);
         for (case, chunk) in bytes.chunks(64).enumerate() {
             let mut x = [0f32; 16];
@@ -914,13 +941,7 @@ mod tests {
                 };
                 w[j] = if case % 7 == 0 { 1.0 } else { 0.01 + b[3] as f32 / 32.0 };
             }
-            let mut order: [usize; 16] = core::array::from_fn(|j| j);
-            order.sort_by(|&a, &b| x[a].partial_cmp(&x[b]).unwrap().then(a.cmp(&b)));
-            let (mut sx, mut sw) = ([0f32; 17], [0f32; 17]);
-            for (j, &k) in order.iter().enumerate() {
-                sw[j + 1] = sw[j] + w[k];
-                sx[j + 1] = fmadd(w[k], x[k], sx[j]);
-            }
+            let (sx, sw) = sorted_prefix_sums(&x, &w);
             let want = threshold4_search(&sx, &sw, &vals);
             assert!(want.0 != 0.0 || x.iter().all(|&v| v == 0.0), "case {case}: no candidate won");
             for f in &kernels {

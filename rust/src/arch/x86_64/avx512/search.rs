@@ -214,26 +214,17 @@ pub fn kss_sums_checked(values: &[f32; 16], mids: &[f32], plain: &[f32; 16], ids
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
 pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
     use crate::quants::common::Best;
-    // Per register r (lanes k = 16r + l, i3 = k / 4, c = k % 4): prefix sums up to i3, run sums
-    // over [i3, 16); the orders' values repeat every 4 lanes.
-    let (mut sxk, mut swk, mut dx, mut dwv) = ([0f32; 64], [0f32; 64], [0f32; 64], [0f32; 64]);
-    let mut v = [[0f32; 16]; 4];
-    for k in 0..64 {
-        let (i3, c) = (k / 4, k % 4);
-        sxk[k] = sx[i3];
-        swk[k] = sw[i3];
-        dx[k] = sx[16] - sx[i3];
-        dwv[k] = (sw[16] - sw[i3]) * vals[c][3];
-        if k < 16 {
-            for (j, vj) in v.iter_mut().enumerate() {
-                vj[k] = vals[c][j];
-            }
-        }
-    }
+    // Register r holds lanes 16r..16r + 16 (i3 = 4r + l / 4); the orders' values repeat every 4
+    // lanes, so one register of each serves all.
+    let lanes = crate::quants::k::Threshold4Lanes::new(sx, sw, vals);
     let ld = |a: &[f32; 64], r: usize| _mm512_loadu_ps(a.as_ptr().add(16 * r));
-    let (v0, v1, v2, v3) = (_mm512_loadu_ps(v[0].as_ptr()), _mm512_loadu_ps(v[1].as_ptr()), _mm512_loadu_ps(v[2].as_ptr()), _mm512_loadu_ps(v[3].as_ptr()));
-    let (sxk, swk, dx, dwv): ([__m512; 4], [__m512; 4], [__m512; 4], [__m512; 4]) =
-        (core::array::from_fn(|r| ld(&sxk, r)), core::array::from_fn(|r| ld(&swk, r)), core::array::from_fn(|r| ld(&dx, r)), core::array::from_fn(|r| ld(&dwv, r)));
+    let [v0, v1, v2, v3]: [__m512; 4] = core::array::from_fn(|j| _mm512_loadu_ps(lanes.v[j].as_ptr()));
+    let (sxk, swk, dx, dwv): ([__m512; 4], [__m512; 4], [__m512; 4], [__m512; 4]) = (
+        core::array::from_fn(|r| ld(&lanes.sxk, r)),
+        core::array::from_fn(|r| ld(&lanes.swk, r)),
+        core::array::from_fn(|r| ld(&lanes.dx, r)),
+        core::array::from_fn(|r| ld(&lanes.dwv, r)),
+    );
     let zero = _mm512_setzero_ps();
     let mut best = Best { d: 0.0, score: 0.0 };
     let mut best_c = 0;
