@@ -161,6 +161,23 @@ pub fn threshold4_kernel() -> Option<Threshold4Fn> {
     }
 }
 
+/// IQ2_KS's exhaustive split search (`quants::iq2_ks::split_search_sums`, its scalar oracle)
+/// over the prefix sums of 32 sorted weights and four value orders: `(scale, order)`, the same bits.
+pub type Split32Fn = fn(sx: &[f32; 33], sw: &[f32; 33], vals: &[[f32; 4]; 4]) -> (f32, usize);
+
+/// The vectorized IQ2_KS split search of the ISA in use, if it has one (AVX-512).
+#[inline]
+pub fn split32_kernel() -> Option<Split32Fn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::split32_kernel(current_isa())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// IQ4_KSS's scale search, one candidate per lane: for each `ids[c]` (at most 16) on a 16-entry
 /// grid (`values`, `mids`), the least-squares sums of its pruned index groups (`plain`: the plain
 /// grid the pruning measures against), bit for bit those of the scalar search.

@@ -119,13 +119,13 @@ impl Device {
         self.ordinal
     }
 
-    /// Facts about this GPU.
     /// Streaming multiprocessors of the device.
     pub(crate) fn multiprocessors(&self) -> Result<usize> {
         let n = self.ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(driver_err("cuDeviceGetAttribute"))?;
         Ok(n.max(1) as usize)
     }
 
+    /// Facts about this GPU.
     pub fn info(&self) -> Result<DeviceInfo> {
         self.bind()?;
         let attr = |a| self.ctx.attribute(a).map_err(driver_err("cuDeviceGetAttribute"));

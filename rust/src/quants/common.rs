@@ -27,6 +27,21 @@ pub fn fmadd(a: f32, b: f32, c: f32) -> f32 {
     a.mul_add(b, c)
 }
 
+/// The positions `0..N` of `x` (finite values) sorted by (value, position): the order the
+/// reference's sorts give (ties keep their positions; -0 equals +0). Sorts integer keys — the
+/// value's bits made order-preserving, then the position — instead of comparing floats.
+#[inline(always)]
+pub fn sorted_positions<const N: usize>(x: &[f32]) -> [usize; N] {
+    debug_assert!(x.len() >= N && N <= 256);
+    let mut keys: [u64; N] = std::array::from_fn(|j| {
+        let b = (x[j] + 0.0).to_bits(); // -0 + 0 = +0
+        let ordered = if b >> 31 != 0 { !b } else { b | 0x8000_0000 };
+        (ordered as u64) << 8 | j as u64
+    });
+    keys.sort_unstable();
+    keys.map(|k| (k & 0xff) as usize)
+}
+
 /// A sorted half-table of a non-linear grid with an O(1) nearest-value search.
 pub struct Grid<const N: usize> {
     /// The grid values as f32.
@@ -450,6 +465,28 @@ pub(crate) use fma_dispatch;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The integer-key sort gives the comparison sort's order by (value, position), with ties,
+    /// both zeros, negative values and wide magnitudes.
+    #[test]
+    fn sorted_positions_is_the_stable_sort_by_value() {
+        let (x, _) = crate::quants::test_util::rows(8, 32 * 50, 7);
+        for (case, xb) in x.chunks(32).enumerate() {
+            let mut xb: [f32; 32] = xb.try_into().unwrap();
+            match case % 4 {
+                0 => xb.iter_mut().for_each(|v| *v = (*v * 20.0).round() / 20.0),
+                1 => xb.iter_mut().step_by(2).for_each(|v| *v = if v.is_sign_negative() { -0.0 } else { 0.0 }),
+                2 => xb.iter_mut().enumerate().for_each(|(j, v)| *v *= 10f32.powi(j as i32 % 9 - 4)),
+                _ => {}
+            }
+            let mut want: [usize; 32] = std::array::from_fn(|j| j);
+            want.sort_by(|&a, &b| xb[a].partial_cmp(&xb[b]).unwrap().then(a.cmp(&b)));
+            assert_eq!(sorted_positions::<32>(&xb), want, "case {case}: {xb:?}");
+            let mut want16: [usize; 16] = std::array::from_fn(|j| j);
+            want16.sort_by(|&a, &b| xb[a].partial_cmp(&xb[b]).unwrap().then(a.cmp(&b)));
+            assert_eq!(sorted_positions::<16>(&xb[..16]), want16, "case {case}");
+        }
+    }
 
     /// The ISA kernels' lane-parallel candidate sums equal the scalar `pm_sums` bit for bit, on
     /// every grid size, with activations exactly on midpoints (ties), on grid values, beyond both

@@ -22,7 +22,7 @@
 use half::f16;
 
 use super::common::{
-    fma_dispatch, fmadd, importance, make_qx_quants, read_f32, read_u16, shift_search, sigma2, with_sanitized_imatrix, Best,
+    fma_dispatch, fmadd, importance, sorted_positions, make_qx_quants, read_f32, read_u16, shift_search, sigma2, with_sanitized_imatrix, Best,
     DefaultWeight, Grid,
 };
 use super::q8k;
@@ -68,8 +68,8 @@ fn index(b: &[u8], ib: usize, t: usize) -> usize {
 }
 
 /// Largest first split point `i1` and smallest last split point `i3` the search considers.
-const MAX_I1: usize = 24;
-const MIN_I3: usize = 8;
+pub(crate) const MAX_I1: usize = 24;
+pub(crate) const MIN_I3: usize = 8;
 
 /// The four value orders a split is tried with, in the reference's order: the runs of the
 /// sorted weights get `v[0], v[1], v[2], v[3]` (plain ascending, shifted ascending, plain
@@ -87,19 +87,42 @@ fn split_sums(head: (f32, f32), cx: f32, cw: f32, ex: f32, ew: f32, v: &[f32; 4]
     (fmadd(ex, v[3], fmadd(cx, v[2], head.0)), fmadd(ew * v[3], v[3], fmadd(cw * v[2], v[2], head.1)))
 }
 
+/// The four value orders as floats, in [`ORDERS`]' order.
+#[inline(always)]
+fn order_values() -> [[f32; 4]; 4] {
+    std::array::from_fn(|o| ORDERS[o].0.map(|v| v as f32))
+}
+
 /// The exhaustive split search of one 32-weight sub-block (§9.3 slow path, §9.2 step 1):
 /// returns the least-squares scale of the best split and whether it uses the shifted half.
 #[inline(always)]
 fn split_search(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
-    let vals: [[f32; 4]; 4] = std::array::from_fn(|o| ORDERS[o].0.map(|v| v as f32));
-    // sort by (x, position) and form prefix sums of w and w·x in that order
-    let mut perm: [usize; 32] = std::array::from_fn(|j| j);
-    perm.sort_unstable_by(|&a, &b| xb[a].partial_cmp(&xb[b]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    let (sx, sw) = sorted_prefix_sums(xb, w);
+    let vals = order_values();
+    let (d, o) = match crate::arch::split32_kernel() {
+        Some(kernel) => kernel(&sx, &sw, &vals),
+        None => split_search_sums(&sx, &sw, &vals),
+    };
+    (d, ORDERS[o].1)
+}
+
+/// Prefix sums of `w` and `w·x` over the 32 weights sorted by (x, position).
+#[inline(always)]
+fn sorted_prefix_sums(xb: &[f32], w: &[f32; 32]) -> ([f32; 33], [f32; 33]) {
+    let perm: [usize; 32] = sorted_positions(xb);
     let (mut sw, mut sx) = ([0f32; 33], [0f32; 33]);
     for (k, &j) in perm.iter().enumerate() {
         sw[k + 1] = sw[k] + w[j];
         sx[k + 1] = sx[k] + w[j] * xb[j];
     }
+    (sx, sw)
+}
+
+/// The search of [`split_search`] over the prefix sums `sx` (Σw·x) and `sw` (Σw) of the sorted
+/// weights and the value orders `vals`: the best scale and the order it takes. The scalar oracle
+/// of `arch::split32_kernel`, which returns the same bits.
+#[inline(always)]
+pub(crate) fn split_search_sums(sx: &[f32; 33], sw: &[f32; 33], vals: &[[f32; 4]; 4]) -> (f32, usize) {
     // the sums of the last run, `[i3, 32)`, for every i3
     let (mut ew, mut ex) = ([0f32; 32], [0f32; 32]);
     for i3 in 0..32 {
@@ -108,7 +131,7 @@ fn split_search(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
     }
     let lanes: [f32; 32] = std::array::from_fn(|i| i as f32);
     let mut best = Best { d: 0.0, score: 0.0 };
-    let mut shifted = false;
+    let mut best_o = 0;
     for i1 in 0..MAX_I1 {
         for i2 in i1..32 {
             let (a, b, aw, bw) = (sx[i1], sx[i2] - sx[i1], sw[i1], sw[i2] - sw[i1]);
@@ -138,14 +161,14 @@ fn split_search(xb: &[f32], w: &[f32; 32]) -> (f32, bool) {
                     for o in 0..4 {
                         let (qx, q2) = split_sums(head[o], cx, cw, ex[i3], ew[i3], &vals[o]);
                         if best.offer(qx, q2) {
-                            shifted = ORDERS[o].1;
+                            best_o = o;
                         }
                     }
                 }
             }
         }
     }
-    (best.d, shifted)
+    (best.d, best_o)
 }
 
 /// How the float scales of a row's sub-blocks are found.
@@ -396,6 +419,42 @@ mod tests {
     #[test]
     fn dot_equals_dequantized_product() {
         test_util::check_dot_and_zero_row(QType::IQ2KS);
+    }
+
+    /// The vectorized split search returns the scalar one's bits, on sub-blocks with ties,
+    /// zeros, an outlier, one sign only, and equal or varied weights.
+    #[test]
+    fn split32_kernels_equal_the_scalar_search() {
+        #[cfg(target_arch = "x86_64")]
+        let kernels: Vec<_> = crate::arch::available_isas().into_iter().filter_map(crate::arch::x86_64::split32_kernel).collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernels: Vec<crate::arch::Split32Fn> = vec![];
+        let vals = order_values();
+        let (x, im) = test_util::rows(64, 32 * 20, 0x25);
+        let mut shifted = 0;
+        for (case, xb) in x.chunks(32).enumerate() {
+            let mut xb: [f32; 32] = xb.try_into().unwrap();
+            match case % 6 {
+                0 => xb.iter_mut().for_each(|v| *v = (*v * 40.0).round() / 40.0), // many ties
+                1 => xb[7] = 0.9,                                                 // an outlier
+                2 => xb.iter_mut().step_by(3).for_each(|v| *v = 0.0),
+                3 => xb.iter_mut().for_each(|v| *v = v.abs()),
+                _ => {}
+            }
+            let w: [f32; 32] = std::array::from_fn(|j| if case % 5 == 0 { 1.0 } else { im[(32 * case + j) % im.len()] * (0.01 + xb[j] * xb[j]) });
+            let (sx, sw) = sorted_prefix_sums(&xb, &w);
+            let want = split_search_sums(&sx, &sw, &vals);
+            if xb.iter().all(|&v| v == 0.0) {
+                continue;
+            }
+            assert!(want.0 != 0.0, "case {case}: no candidate won");
+            shifted += ORDERS[want.1].1 as usize;
+            for f in &kernels {
+                let got = f(&sx, &sw, &vals);
+                assert_eq!((got.0.to_bits(), got.1), (want.0.to_bits(), want.1), "case {case}: x={xb:?} w={w:?}");
+            }
+        }
+        assert!(shifted > 0, "no case took the shifted half");
     }
 
     #[test]

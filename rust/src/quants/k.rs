@@ -721,8 +721,7 @@ fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
 /// Prefix sums of `w·x` and `w` over the 16 weights sorted by (x, position).
 #[inline(always)]
 fn sorted_prefix_sums(xb: &Sub, w: &Sub) -> ([f32; 17], [f32; 17]) {
-    let mut order: [usize; 16] = core::array::from_fn(|j| j);
-    order.sort_by(|&a, &b| xb[a].partial_cmp(&xb[b]).unwrap_or(core::cmp::Ordering::Equal).then(a.cmp(&b)));
+    let order: [usize; 16] = super::common::sorted_positions(xb);
     let (mut sx, mut sw) = ([0f32; 17], [0f32; 17]);
     for (j, &k) in order.iter().enumerate() {
         sw[j + 1] = sw[j] + w[k];

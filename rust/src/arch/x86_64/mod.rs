@@ -187,6 +187,11 @@ pub fn threshold4_kernel(isa: Isa) -> Option<super::Threshold4Fn> {
     (isa == Isa::Avx512).then_some(avx512::search::threshold4_checked as super::Threshold4Fn)
 }
 
+/// IQ2_KS's vectorized split search for an ISA (AVX-512).
+pub fn split32_kernel(isa: Isa) -> Option<super::Split32Fn> {
+    (isa == Isa::Avx512).then_some(avx512::search::split32_checked as super::Split32Fn)
+}
+
 /// The matrix-multiply microkernel for an ISA, if it has one (AVX-512 with VNNI).
 pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
     (isa == Isa::Avx512 && avx512_vnni_available()).then_some(avx512::gemm_tile as crate::gemm::TileFn)

@@ -275,3 +275,87 @@ pub fn threshold4_checked(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) 
     // SAFETY: handed out by `arch::threshold4_kernel` only when AVX-512 F (and FMA) is present.
     unsafe { threshold4(sx, sw, vals) }
 }
+
+/// IQ2_KS's exhaustive split search (`quants::iq2_ks::split_search_sums`, the scalar oracle):
+/// the same candidates with the same operations, 16 lanes a register — lane `l` of register `r`
+/// is the split point `i3 = 8 + 4r + l/4` with order `l % 4`, so the 96 lanes of the six
+/// registers run in the reference's comparison order for a fixed `(i1, i2)`. Where a lane beats
+/// the starting score, the lanes from the first such one on are offered in order, as the scalar
+/// replay does.
+///
+/// # Safety
+/// Needs AVX-512 F.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
+pub unsafe fn split32(sx: &[f32; 33], sw: &[f32; 33], vals: &[[f32; 4]; 4]) -> (f32, usize) {
+    use crate::quants::common::Best;
+    use crate::quants::iq2_ks::{MAX_I1, MIN_I3};
+    const REGS: usize = (32 - MIN_I3) / 4;
+    let (mut sxk, mut swk, mut dx, mut dwv) = ([0f32; 16 * REGS], [0f32; 16 * REGS], [0f32; 16 * REGS], [0f32; 16 * REGS]);
+    for k in 0..16 * REGS {
+        let (i3, o) = (MIN_I3 + k / 4, k % 4);
+        sxk[k] = sx[i3];
+        swk[k] = sw[i3];
+        dx[k] = sx[32] - sx[i3];
+        // the scalar code's `ew·v3`, one rounding
+        dwv[k] = (sw[32] - sw[i3]) * vals[o][3];
+    }
+    let v: [__m512; 4] = core::array::from_fn(|j| {
+        let lane: [f32; 16] = core::array::from_fn(|l| vals[l % 4][j]);
+        _mm512_loadu_ps(lane.as_ptr())
+    });
+    let [v0, v1, v2, v3] = v;
+    let ld = |a: &[f32; 16 * REGS], r: usize| _mm512_loadu_ps(a.as_ptr().add(16 * r));
+    let (sxk, swk, dx, dwv): ([__m512; REGS], [__m512; REGS], [__m512; REGS], [__m512; REGS]) =
+        (core::array::from_fn(|r| ld(&sxk, r)), core::array::from_fn(|r| ld(&swk, r)), core::array::from_fn(|r| ld(&dx, r)), core::array::from_fn(|r| ld(&dwv, r)));
+    let zero = _mm512_setzero_ps();
+    let mut best = Best { d: 0.0, score: 0.0 };
+    let mut best_o = 0;
+    let (mut qx, mut q2) = ([0f32; 16 * REGS], [0f32; 16 * REGS]);
+    for i1 in 0..MAX_I1 {
+        let (ax, aw) = (_mm512_set1_ps(sx[i1]), _mm512_mul_ps(_mm512_set1_ps(sw[i1]), v0));
+        for i2 in i1..32 {
+            let (bx, bw) = (sx[i2] - sx[i1], sw[i2] - sw[i1]);
+            let hx = _mm512_fmadd_ps(ax, v0, _mm512_mul_ps(_mm512_set1_ps(bx), v1));
+            let hw = _mm512_fmadd_ps(aw, v0, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(bw), v1), v1));
+            let (cx0, cw0) = (_mm512_set1_ps(sx[i2]), _mm512_set1_ps(sw[i2]));
+            let lo = i2.max(MIN_I3);
+            let (r0, first) = ((lo - MIN_I3) / 4, 4 * ((lo - MIN_I3) % 4));
+            let score = _mm512_set1_ps(best.score);
+            // the sums of register r, and the lanes of it that beat the starting score
+            let sums = |r: usize| {
+                let (cx, cw) = (_mm512_sub_ps(sxk[r], cx0), _mm512_sub_ps(swk[r], cw0));
+                let x = _mm512_fmadd_ps(dx[r], v3, _mm512_fmadd_ps(cx, v2, hx));
+                let q = _mm512_fmadd_ps(dwv[r], v3, _mm512_fmadd_ps(_mm512_mul_ps(cw, v2), v2, hw));
+                let valid = if r == r0 { u16::MAX << first } else { u16::MAX };
+                (x, q, _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(valid, q, zero), _mm512_mul_ps(x, x), _mm512_mul_ps(score, q)))
+            };
+            let mut any = 0u16;
+            for r in r0..REGS {
+                any |= sums(r).2;
+            }
+            if any != 0 {
+                // Rare: compute the sums again, keep them, and offer the lanes from the first hit
+                // on (those before it lose to the unchanged score in the replay too).
+                let mut hits = 0u128;
+                for r in r0..REGS {
+                    let (x, q, m) = sums(r);
+                    _mm512_storeu_ps(qx.as_mut_ptr().add(16 * r), x);
+                    _mm512_storeu_ps(q2.as_mut_ptr().add(16 * r), q);
+                    hits |= (m as u128) << (16 * r);
+                }
+                for k in hits.trailing_zeros() as usize..16 * REGS {
+                    if best.offer(qx[k], q2[k]) {
+                        best_o = k % 4;
+                    }
+                }
+            }
+        }
+    }
+    (best.d, best_o)
+}
+
+/// [`split32`] behind the safe signature of `arch::Split32Fn`.
+pub fn split32_checked(sx: &[f32; 33], sw: &[f32; 33], vals: &[[f32; 4]; 4]) -> (f32, usize) {
+    // SAFETY: handed out by `arch::split32_kernel` only when AVX-512 F (and FMA) is present.
+    unsafe { split32(sx, sw, vals) }
+}
