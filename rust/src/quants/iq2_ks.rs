@@ -22,7 +22,7 @@
 use half::f16;
 
 use super::common::{
-    fma_dispatch, fmadd, importance, sorted_positions, make_qx_quants, read_f32, read_u16, shift_search, sigma2, with_sanitized_imatrix, Best,
+    fma_dispatch, fmadd, importance, make_qx_quants, read_f32, read_u16, shift_search, sigma2, sorted_positions, with_sanitized_imatrix, Best,
     DefaultWeight, Grid,
 };
 use super::q8k;
