@@ -205,6 +205,31 @@ pub fn kss_sums_checked(values: &[f32; 16], mids: &[f32], plain: &[f32; 16], ids
     unsafe { kss_sums(values, mids, plain, ids, x, w, out) }
 }
 
+/// The split searches' sums of the first two runs `[0, i1)`, `[i1, i2)` for each lane's value
+/// order: `fma(A, v0, B·v1)` and `fma(Aw·v0, v0, (Bw·v1)·v1)`, as the scalar searches round them;
+/// `ax` = A and `aw` = Aw·v0 (both fixed for an `i1`), `bx`, `bw` the second run's sums.
+#[inline(always)]
+unsafe fn head_sums(ax: __m512, aw: __m512, bx: f32, bw: f32, v0: __m512, v1: __m512) -> (__m512, __m512) {
+    (_mm512_fmadd_ps(ax, v0, _mm512_mul_ps(_mm512_set1_ps(bx), v1)), _mm512_fmadd_ps(aw, v0, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(bw), v1), v1)))
+}
+
+/// One register of split-search candidates: with the lanes' prefix sums up to i3 and last-run
+/// sums `(sxk, swk, dx, dwv)` (`dwv` already times v3), the prefix sums at i2 and the `head`
+/// sums, `Σwxq = fma(dx, v3, fma(sxk - sx[i2], v2, head))`, `Σwq² = fma(dwv, v3, fma((swk -
+/// sw[i2])·v2, v2, head))` — and the lanes of `valid` that pass [`Best::offer`]'s test against
+/// `score` (`Σwq² > 0`, `Σwxq² > score·Σwq²`).
+///
+/// [`Best::offer`]: crate::quants::common::Best::offer
+#[inline(always)]
+unsafe fn candidate_sums(lanes: (__m512, __m512, __m512, __m512), at_i2: (__m512, __m512), head: (__m512, __m512), v2: __m512, v3: __m512, valid: u16, score: __m512) -> (__m512, __m512, u16) {
+    let (sxk, swk, dx, dwv) = lanes;
+    let (cx, cw) = (_mm512_sub_ps(sxk, at_i2.0), _mm512_sub_ps(swk, at_i2.1));
+    let x = _mm512_fmadd_ps(dx, v3, _mm512_fmadd_ps(cx, v2, head.0));
+    let q = _mm512_fmadd_ps(dwv, v3, _mm512_fmadd_ps(_mm512_mul_ps(cw, v2), v2, head.1));
+    let m = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(valid, q, _mm512_setzero_ps()), _mm512_mul_ps(x, x), _mm512_mul_ps(score, q));
+    (x, q, m)
+}
+
 /// IQ2_K's 3-threshold search (`quants::k::threshold4_search`, the scalar oracle): the same
 /// candidates with the same operations, 16 lanes a register (lane `k = 4·i3 + c` of a run of 32),
 /// the in-order comparison over the lanes the mask test against the run's starting score passed.
@@ -232,10 +257,8 @@ pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -
     for i1 in 0..16 {
         let (ax, aw) = (_mm512_set1_ps(sx[i1]), _mm512_mul_ps(_mm512_set1_ps(sw[i1]), v0));
         for i2 in i1..16 {
-            let (bx, bw) = (sx[i2] - sx[i1], sw[i2] - sw[i1]);
-            let hx = _mm512_fmadd_ps(ax, v0, _mm512_mul_ps(_mm512_set1_ps(bx), v1));
-            let hw = _mm512_fmadd_ps(aw, v0, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(bw), v1), v1));
-            let (cx0, cw0) = (_mm512_set1_ps(sx[i2]), _mm512_set1_ps(sw[i2]));
+            let head = head_sums(ax, aw, sx[i2] - sx[i1], sw[i2] - sw[i1], v0, v1);
+            let at_i2 = (_mm512_set1_ps(sx[i2]), _mm512_set1_ps(sw[i2]));
             for half in i2 / 8..2 {
                 let first = 4 * i2.saturating_sub(8 * half);
                 let score = _mm512_set1_ps(best.score);
@@ -244,10 +267,7 @@ pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -
                 let mut regs = [(zero, zero); 2];
                 for (rr, reg) in regs.iter_mut().enumerate() {
                     let r = 2 * half + rr;
-                    let (cx, cw) = (_mm512_sub_ps(sxk[r], cx0), _mm512_sub_ps(swk[r], cw0));
-                    let x = _mm512_fmadd_ps(dx[r], v3, _mm512_fmadd_ps(cx, v2, hx));
-                    let q = _mm512_fmadd_ps(dwv[r], v3, _mm512_fmadd_ps(_mm512_mul_ps(cw, v2), v2, hw));
-                    let m = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>((valid >> (16 * rr)) as u16, q, zero), _mm512_mul_ps(x, x), _mm512_mul_ps(score, q));
+                    let (x, q, m) = candidate_sums((sxk[r], swk[r], dx[r], dwv[r]), at_i2, head, v2, v3, (valid >> (16 * rr)) as u16, score);
                     any |= (m as u32) << (16 * rr);
                     *reg = (x, q);
                 }
@@ -307,27 +327,21 @@ pub unsafe fn split32(sx: &[f32; 33], sw: &[f32; 33], vals: &[[f32; 4]; 4]) -> (
     let ld = |a: &[f32; 16 * REGS], r: usize| _mm512_loadu_ps(a.as_ptr().add(16 * r));
     let (sxk, swk, dx, dwv): ([__m512; REGS], [__m512; REGS], [__m512; REGS], [__m512; REGS]) =
         (core::array::from_fn(|r| ld(&sxk, r)), core::array::from_fn(|r| ld(&swk, r)), core::array::from_fn(|r| ld(&dx, r)), core::array::from_fn(|r| ld(&dwv, r)));
-    let zero = _mm512_setzero_ps();
     let mut best = Best { d: 0.0, score: 0.0 };
     let mut best_o = 0;
     let (mut qx, mut q2) = ([0f32; 16 * REGS], [0f32; 16 * REGS]);
     for i1 in 0..MAX_I1 {
         let (ax, aw) = (_mm512_set1_ps(sx[i1]), _mm512_mul_ps(_mm512_set1_ps(sw[i1]), v0));
         for i2 in i1..32 {
-            let (bx, bw) = (sx[i2] - sx[i1], sw[i2] - sw[i1]);
-            let hx = _mm512_fmadd_ps(ax, v0, _mm512_mul_ps(_mm512_set1_ps(bx), v1));
-            let hw = _mm512_fmadd_ps(aw, v0, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(bw), v1), v1));
-            let (cx0, cw0) = (_mm512_set1_ps(sx[i2]), _mm512_set1_ps(sw[i2]));
+            let head = head_sums(ax, aw, sx[i2] - sx[i1], sw[i2] - sw[i1], v0, v1);
+            let at_i2 = (_mm512_set1_ps(sx[i2]), _mm512_set1_ps(sw[i2]));
             let lo = i2.max(MIN_I3);
             let (r0, first) = ((lo - MIN_I3) / 4, 4 * ((lo - MIN_I3) % 4));
             let score = _mm512_set1_ps(best.score);
             // the sums of register r, and the lanes of it that beat the starting score
             let sums = |r: usize| {
-                let (cx, cw) = (_mm512_sub_ps(sxk[r], cx0), _mm512_sub_ps(swk[r], cw0));
-                let x = _mm512_fmadd_ps(dx[r], v3, _mm512_fmadd_ps(cx, v2, hx));
-                let q = _mm512_fmadd_ps(dwv[r], v3, _mm512_fmadd_ps(_mm512_mul_ps(cw, v2), v2, hw));
                 let valid = if r == r0 { u16::MAX << first } else { u16::MAX };
-                (x, q, _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(valid, q, zero), _mm512_mul_ps(x, x), _mm512_mul_ps(score, q)))
+                candidate_sums((sxk[r], swk[r], dx[r], dwv[r]), at_i2, head, v2, v3, valid, score)
             };
             let mut any = 0u16;
             for r in r0..REGS {
