@@ -178,6 +178,29 @@ pub fn split32_kernel() -> Option<Split32Fn> {
     }
 }
 
+/// IQ2_KL's pair search on SIMD lanes, one pair per lane (the same bits as the scalar code):
+/// `sums` = `quants::iq2_kl::candidate_sums` (the scale search's `(Σwxq, Σwq²)` of both signs
+/// for each candidate inverse scale, at most 16), `assign` = `quants::iq2_kl::assign` (the grid
+/// points at one inverse scale).
+#[derive(Clone, Copy)]
+pub struct Iq2klKernels {
+    pub sums: fn(ids: &[f32], x: &[f32; 32], w: &[f32; 32], out: &mut [[f32; 4]]),
+    pub assign: fn(id: f32, x: &[f32; 32], w: &[f32; 32], points: &mut [u8; 16]),
+}
+
+/// IQ2_KL's vectorized pair search for the ISA in use, if it has one (AVX-512).
+#[inline]
+pub fn iq2kl_kernels() -> Option<Iq2klKernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::iq2kl_kernels(current_isa())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// IQ4_KSS's scale search, one candidate per lane: for each `ids[c]` (at most 16) on a 16-entry
 /// grid (`values`, `mids`), the least-squares sums of its pruned index groups (`plain`: the plain
 /// grid the pruning measures against), bit for bit those of the scalar search.

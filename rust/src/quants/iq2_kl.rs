@@ -108,6 +108,53 @@ static GY: [f32; 32] = {
 /// The plain half of iq3nl: the 1-D coordinates.
 static AXIS: Grid<8> = Grid::new(&IQ3NL_VALUES);
 
+/// The pair search's tables in the form the SIMD kernels look them up (one lane per pair).
+pub(crate) struct PairTables {
+    /// Midpoints between neighbouring 1-D coordinates (padded with +inf).
+    pub mids: [f32; 8],
+    /// [`K_INDEX`] as i32 (its bits in an f32, for float shuffles), per cell `8·l1 + l2`.
+    pub cell_bits: [f32; 64],
+    /// The coordinates of each on-grid cell's point (0 for the others).
+    pub cell_x: [f32; 64],
+    pub cell_y: [f32; 64],
+    /// Neighbour `k` of each off-grid cell's list `L` (`nb_bits[k][L]`, an i32 as f32 bits) and
+    /// its coordinates.
+    pub nb_bits: [[f32; 32]; 8],
+    pub nb_x: [[f32; 32]; 8],
+    pub nb_y: [[f32; 32]; 8],
+}
+
+pub(crate) static PAIR_TABLES: PairTables = {
+    let mut t = PairTables { mids: [f32::INFINITY; 8], cell_bits: [0.0; 64], cell_x: [0.0; 64], cell_y: [0.0; 64], nb_bits: [[0.0; 32]; 8], nb_x: [[0.0; 32]; 8], nb_y: [[0.0; 32]; 8] };
+    let mut m = 0;
+    while m < 7 {
+        t.mids[m] = (IQ3NL_VALUES[m] as f32 + IQ3NL_VALUES[m + 1] as f32) * 0.5;
+        m += 1;
+    }
+    let mut c = 0;
+    while c < 64 {
+        t.cell_bits[c] = f32::from_bits(K_INDEX[c] as i32 as u32);
+        if K_INDEX[c] >= 0 {
+            t.cell_x[c] = GX[K_INDEX[c] as usize];
+            t.cell_y[c] = GY[K_INDEX[c] as usize];
+        }
+        c += 1;
+    }
+    let mut k = 0;
+    while k < 8 {
+        let mut l = 0;
+        while l < 32 {
+            let n = K_NEIGHBOURS[l][k] as usize;
+            t.nb_bits[k][l] = f32::from_bits(n as u32);
+            t.nb_x[k][l] = GX[n];
+            t.nb_y[k][l] = GY[n];
+            l += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
 /// The row scale stored in a row's header.
 #[inline(always)]
 pub fn row_scale(src: &[u8]) -> f32 {
@@ -171,7 +218,7 @@ fn assign_pm(id: f32, xb: &[f32], w: &[f32; 32], plus: &mut [u8; 16], minus: &mu
 
 /// The grid points of the 16 pairs of a sub-block at inverse scale `id`.
 #[inline(always)]
-fn assign(id: f32, xb: &[f32], w: &[f32; 32], points: &mut [u8; 16]) {
+pub(crate) fn assign(id: f32, xb: &[f32], w: &[f32; 32], points: &mut [u8; 16]) {
     let mut al = [0f32; 32];
     for j in 0..32 {
         al[j] = id * xb[j];
@@ -197,31 +244,59 @@ fn pair_sums(xb: &[f32], w: &[f32; 32], points: &[u8; 16], scale: f32) -> (f32, 
     (qx, q2)
 }
 
+/// `out[c] = (Σwxq, Σwq²)` of the points [`assign_pm`] gives at inverse scale `ids[c]`, then
+/// the same for its "minus" points: the candidate evaluation of [`block_scale`]. The scalar
+/// oracle of `arch::iq2kl_kernels().sums`, which returns the same bits.
+#[inline(always)]
+pub(crate) fn candidate_sums(ids: &[f32], xb: &[f32; 32], w: &[f32; 32], out: &mut [[f32; 4]]) {
+    let (mut pp, mut pm) = ([0u8; 16], [0u8; 16]);
+    for (&id, o) in ids.iter().zip(out.iter_mut()) {
+        assign_pm(id, xb, w, &mut pp, &mut pm);
+        let (qxp, q2p) = pair_sums(xb, w, &pp, 1.0);
+        let (qxm, q2m) = pair_sums(xb, w, &pm, 1.0);
+        *o = [qxp, q2p, qxm, q2m];
+    }
+}
+
 /// The scale search of one sub-block (§9.10): start at `d = -max/T[0]`, then inverse scales
 /// `(itry + T[0]) / max`, `itry = -5..=5`, both signs each. Scale 0 for an all-(near-)zero one.
 #[inline(always)]
-fn block_scale(xb: &[f32], w: &[f32; 32]) -> f32 {
+fn block_scale(xb: &[f32; 32], w: &[f32; 32], simd: Option<crate::arch::Iq2klKernels>) -> f32 {
     const NTRY: i32 = 5;
     let (amax, max) = signed_max(xb);
     if amax < 1e-16 {
         return 0.0;
     }
     let t0 = AXIS.values[0];
-    let (mut pp, mut pm) = ([0u8; 16], [0u8; 16]);
-    assign_pm(1.0 / (-max / t0), xb, w, &mut pp, &mut pm);
-    let (qx, q2) = pair_sums(xb, w, &pp, 1.0);
+    let mut ids = [0f32; 2 * NTRY as usize + 2];
+    ids[0] = 1.0 / (-max / t0);
+    for (id, itry) in ids[1..].iter_mut().zip(-NTRY..=NTRY) {
+        *id = (itry as f32 + t0) / max;
+    }
+    let mut sums = [[0f32; 4]; 2 * NTRY as usize + 2];
+    match simd {
+        Some(k) => (k.sums)(&ids, xb, w, &mut sums),
+        None => candidate_sums(&ids, xb, w, &mut sums),
+    }
+    let [qx, q2, qxm, q2m] = sums[0];
     let d = qx / q2;
     let mut best = Best { d, score: d * qx };
-    let (qx, q2) = pair_sums(xb, w, &pm, 1.0);
-    best.offer(qx, q2);
-    for itry in -NTRY..=NTRY {
-        assign_pm((itry as f32 + t0) / max, xb, w, &mut pp, &mut pm);
-        let (qx, q2) = pair_sums(xb, w, &pp, 1.0);
-        best.offer(qx, q2);
-        let (qx, q2) = pair_sums(xb, w, &pm, 1.0);
-        best.offer(qx, q2);
+    best.offer(qxm, q2m);
+    for &[qxp, q2p, qxm, q2m] in &sums[1..] {
+        best.offer(qxp, q2p);
+        best.offer(qxm, q2m);
     }
     best.d
+}
+
+/// The grid points of the 16 pairs of a sub-block at inverse scale `id`, by the ISA's kernel
+/// where it has one (the same points).
+#[inline(always)]
+fn assign_points(id: f32, xb: &[f32; 32], w: &[f32; 32], points: &mut [u8; 16], simd: Option<crate::arch::Iq2klKernels>) {
+    match simd {
+        Some(k) => (k.assign)(id, xb, w, points),
+        None => assign(id, xb, w, points),
+    }
 }
 
 #[inline(always)]
@@ -232,12 +307,13 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let mut scales = vec![0f32; nblock * 8];
     let mut w = [0f32; 32];
     let (mut amax_scale, mut max_scale) = (0f32, 0f32);
+    let simd = crate::arch::iq2kl_kernels();
     for (ibl, xbl) in x.chunks_exact(QK_K).enumerate() {
         let s2 = sigma2(xbl, SIGMA);
         for ib in 0..8 {
-            let xb = &xbl[32 * ib..32 * ib + 32];
+            let xb: &[f32; 32] = xbl[32 * ib..32 * ib + 32].try_into().unwrap();
             importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Abs, &mut w);
-            let s = block_scale(xb, &w);
+            let s = block_scale(xb, &w, simd);
             scales[8 * ibl + ib] = s;
             if s.abs() > amax_scale {
                 amax_scale = s.abs();
@@ -256,17 +332,21 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
         let s2 = sigma2(xbl, SIGMA);
         let b = &mut out[ROW_META + BLOCK * ibl..ROW_META + BLOCK * (ibl + 1)];
         for ib in 0..8 {
-            let xb = &xbl[32 * ib..32 * ib + 32];
+            let xb: &[f32; 32] = xbl[32 * ib..32 * ib + 32].try_into().unwrap();
             importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Abs, &mut w);
             // the integer scale: the nearest one or a neighbour, whichever has the least error
             let l0 = nearest_int_mul(id, scales[8 * ibl + ib]).clamp(-32, 31);
             let (mut best_score, mut ls) = (f32::MAX, l0);
+            // the points of the winner and the inverse scale they were assigned at
+            let mut best_points = None;
             for l in (l0 - 1).max(-32)..=(l0 + 1).min(31) {
                 let dl = d * l as f32;
-                assign(if dl != 0.0 { 1.0 / dl } else { 0.0 }, xb, &w, &mut points);
+                let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
+                let mut cand = [0u8; 16];
+                assign_points(idl, xb, &w, &mut cand, simd);
                 let mut score = 0f32;
                 for p in 0..16 {
-                    let g = points[p] as usize & 31;
+                    let g = cand[p] as usize & 31;
                     let d1 = fmadd(dl, GX[g], -xb[2 * p]);
                     let d2 = fmadd(dl, GY[g], -xb[2 * p + 1]);
                     score += fmadd(w[2 * p] * d1, d1, w[2 * p + 1] * d2 * d2);
@@ -274,6 +354,7 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
                 if score < best_score {
                     best_score = score;
                     ls = l;
+                    best_points = Some((idl, cand));
                 }
             }
             let uls = (ls + 32) as u16;
@@ -283,7 +364,11 @@ fn quantize_row_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
             if ls == 0 {
                 continue;
             }
-            assign(1.0 / (d * ls as f32), xb, &w, &mut points);
+            let idl = 1.0 / (d * ls as f32);
+            match best_points {
+                Some((i, p)) if i.to_bits() == idl.to_bits() => points = p,
+                _ => assign_points(idl, xb, &w, &mut points, simd),
+            }
             for p in 0..16 {
                 let g = points[p] & 31;
                 b[QS + 16 * (ib / 2) + p] |= (g & 15) << (4 * (ib % 2));
@@ -374,6 +459,57 @@ mod tests {
     #[test]
     fn dot_equals_dequantized_product() {
         test_util::check_dot_and_zero_row(QType::IQ2KL);
+    }
+
+    /// The vectorized pair search gives the scalar code's sums and points bit for bit, on
+    /// sub-blocks with ties, zeros, an outlier, one sign only, and equal or varied weights, at the
+    /// scale search's inverse scales and at zero, huge and negative ones.
+    #[test]
+    fn pair_search_kernels_equal_the_scalar_code() {
+        #[cfg(target_arch = "x86_64")]
+        let kernels: Vec<_> = crate::arch::available_isas().into_iter().filter_map(crate::arch::x86_64::iq2kl_kernels).collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernels: Vec<crate::arch::Iq2klKernels> = vec![];
+        let (x, im) = test_util::rows(64, 32 * 20, 0x6b);
+        let mut off_grid = 0;
+        for (case, xb) in x.chunks(32).enumerate() {
+            let mut xb: [f32; 32] = xb.try_into().unwrap();
+            match case % 6 {
+                0 => xb.iter_mut().for_each(|v| *v = (*v * 40.0).round() / 40.0), // many ties
+                1 => xb[7] = 0.9,                                                 // an outlier
+                2 => xb.iter_mut().step_by(3).for_each(|v| *v = 0.0),
+                3 => xb.iter_mut().for_each(|v| *v = v.abs()),
+                _ => {}
+            }
+            let w: [f32; 32] = std::array::from_fn(|j| if case % 5 == 0 { 1.0 } else { im[(32 * case + j) % im.len()] * (0.01 + xb[j].abs()) });
+            let (_, max) = signed_max(&xb);
+            let t0 = AXIS.values[0];
+            let mut ids: Vec<f32> = (-5..=5).map(|i| (i as f32 + t0) / max).collect();
+            ids.extend([1.0 / (-max / t0), 0.0, 1e6, -3.0 / max, 0.7]);
+            let mut want = vec![[0f32; 4]; ids.len()];
+            candidate_sums(&ids, &xb, &w, &mut want);
+            for &id in &ids {
+                let mut al = [0f32; 32];
+                let mut l = [0u8; 32];
+                al.iter_mut().zip(&xb).for_each(|(a, &v)| *a = id * v);
+                AXIS.best_indices(&al, &mut l);
+                off_grid += (0..16).filter(|&p| K_INDEX[8 * l[2 * p] as usize + l[2 * p + 1] as usize] < 0).count();
+            }
+            for k in &kernels {
+                let mut got = vec![[0f32; 4]; ids.len()];
+                (k.sums)(&ids, &xb, &w, &mut got);
+                for (c, (g, e)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g.map(f32::to_bits), e.map(f32::to_bits), "case {case}, id {}: x={xb:?} w={w:?}", ids[c]);
+                }
+                for &id in &ids {
+                    let (mut g, mut e) = ([0u8; 16], [0u8; 16]);
+                    (k.assign)(id, &xb, &w, &mut g);
+                    assign(id, &xb, &w, &mut e);
+                    assert_eq!(g, e, "case {case}, id {id}");
+                }
+            }
+        }
+        assert!(off_grid > 1000, "too few pairs off the grid: {off_grid}");
     }
 
     #[test]

@@ -192,6 +192,11 @@ pub fn split32_kernel(isa: Isa) -> Option<super::Split32Fn> {
     (isa == Isa::Avx512).then_some(avx512::search::split32_checked as super::Split32Fn)
 }
 
+/// IQ2_KL's vectorized pair search for an ISA (AVX-512).
+pub fn iq2kl_kernels(isa: Isa) -> Option<super::Iq2klKernels> {
+    (isa == Isa::Avx512).then_some(super::Iq2klKernels { sums: avx512::search::iq2kl_sums_checked, assign: avx512::search::iq2kl_assign_checked })
+}
+
 /// The matrix-multiply microkernel for an ISA, if it has one (AVX-512 with VNNI).
 pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
     (isa == Isa::Avx512 && avx512_vnni_available()).then_some(avx512::gemm_tile as crate::gemm::TileFn)

@@ -373,3 +373,180 @@ pub fn split32_checked(sx: &[f32; 33], sw: &[f32; 33], vals: &[[f32; 4]; 4]) -> 
     // SAFETY: handed out by `arch::split32_kernel` only when AVX-512 F (and FMA) is present.
     unsafe { split32(sx, sw, vals) }
 }
+
+/// 16 floats of `t` at `16·chunk` (a table in memory, for the look-ups below).
+#[inline(always)]
+unsafe fn chunk16(t: &[f32], chunk: usize) -> __m512 {
+    debug_assert!(t.len() >= 16 * chunk + 16);
+    _mm512_loadu_ps(t.as_ptr().add(16 * chunk))
+}
+
+/// Entry `idx` (bits 0..5) of a 64-entry table in memory, per lane.
+#[inline(always)]
+unsafe fn lookup64(t: &[f32; 64], idx: __m512i) -> __m512 {
+    let lo = _mm512_permutex2var_ps(chunk16(t, 0), idx, chunk16(t, 1));
+    let hi = _mm512_permutex2var_ps(chunk16(t, 2), idx, chunk16(t, 3));
+    _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, _mm512_set1_epi32(32)), lo, hi)
+}
+
+/// Entry `idx` (bits 0..4) of a 32-entry table in memory, per lane.
+#[inline(always)]
+unsafe fn lookup32(t: &[f32; 32], idx: __m512i) -> __m512 {
+    _mm512_permutex2var_ps(chunk16(t, 0), idx, chunk16(t, 1))
+}
+
+/// Lane `j` of result `i` is lane `i` of `a[j]`.
+#[inline(always)]
+unsafe fn transpose16(a: &[__m512; 16]) -> [__m512; 16] {
+    let pd = _mm512_castps_pd;
+    let ps = _mm512_castpd_ps;
+    // per 128-bit chunk k: u[4g + m] = column 4k + m of rows 4g..4g + 4
+    let mut u = [_mm512_setzero_ps(); 16];
+    for g in 0..4 {
+        let r = &a[4 * g..4 * g + 4];
+        let (t0, t1) = (_mm512_unpacklo_ps(r[0], r[1]), _mm512_unpackhi_ps(r[0], r[1]));
+        let (t2, t3) = (_mm512_unpacklo_ps(r[2], r[3]), _mm512_unpackhi_ps(r[2], r[3]));
+        u[4 * g] = ps(_mm512_unpacklo_pd(pd(t0), pd(t2)));
+        u[4 * g + 1] = ps(_mm512_unpackhi_pd(pd(t0), pd(t2)));
+        u[4 * g + 2] = ps(_mm512_unpacklo_pd(pd(t1), pd(t3)));
+        u[4 * g + 3] = ps(_mm512_unpackhi_pd(pd(t1), pd(t3)));
+    }
+    // then the 4 × 4 transpose of 128-bit chunks, for each m
+    let mut out = [_mm512_setzero_ps(); 16];
+    for m in 0..4 {
+        let v0 = _mm512_shuffle_f32x4::<0x44>(u[m], u[4 + m]);
+        let v1 = _mm512_shuffle_f32x4::<0xEE>(u[m], u[4 + m]);
+        let v2 = _mm512_shuffle_f32x4::<0x44>(u[8 + m], u[12 + m]);
+        let v3 = _mm512_shuffle_f32x4::<0xEE>(u[8 + m], u[12 + m]);
+        out[m] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+        out[4 + m] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+        out[8 + m] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+        out[12 + m] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+    }
+    out
+}
+
+/// Dword indices of the even / odd elements of 32 (two registers).
+static EVEN_ODD: [[i32; 16]; 2] = {
+    let mut t = [[0i32; 16]; 2];
+    let mut i = 0;
+    while i < 16 {
+        t[0][i] = 2 * i as i32;
+        t[1][i] = 2 * i as i32 + 1;
+        i += 1;
+    }
+    t
+};
+
+/// The 16 pairs of a 32-weight sub-block, one per lane: `(x1, x2, w1, w2)`.
+#[inline(always)]
+unsafe fn pairs(x: &[f32; 32], w: &[f32; 32]) -> [__m512; 4] {
+    let even = _mm512_loadu_si512(EVEN_ODD[0].as_ptr().cast());
+    let odd = _mm512_loadu_si512(EVEN_ODD[1].as_ptr().cast());
+    let split = |v: &[f32; 32]| {
+        let (lo, hi) = (chunk16(v, 0), chunk16(v, 1));
+        (_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi))
+    };
+    let ((x1, x2), (w1, w2)) = (split(x), split(w));
+    [x1, x2, w1, w2]
+}
+
+/// IQ2_KL's grid point of each lane's pair `(s1, s2)` (scaled) with weights `(w1, w2)`, as
+/// `quants::iq2_kl::pair_point` chooses it: the cell of the two nearest 1-D values if it is on
+/// the grid, else the listed neighbour of least weighted squared distance (first on ties).
+/// Returns the point's coordinates and (if `INDEX`) its index.
+#[inline(always)]
+unsafe fn iq2kl_point<const INDEX: bool>(mids: &Table, s1: __m512, s2: __m512, w1: __m512, w2: __m512) -> (__m512, __m512, __m512i) {
+    use crate::quants::iq2_kl::PAIR_TABLES as T;
+    let cell = _mm512_add_epi32(_mm512_slli_epi32::<3>(nearest_index(mids, 8, s1)), nearest_index(mids, 8, s2));
+    let c = _mm512_castps_si512(lookup64(&T.cell_bits, cell));
+    let on = _mm512_cmpge_epi32_mask(c, _mm512_setzero_si512());
+    let list = _mm512_xor_si512(c, _mm512_set1_epi32(-1)); // -c - 1
+    let mut best = _mm512_set1_ps(f32::MAX);
+    let (g0x, g0y) = crate::quants::iq2_kl::grid_point(0);
+    let (mut bx, mut by) = (_mm512_set1_ps(g0x as f32), _mm512_set1_ps(g0y as f32));
+    let mut bn = _mm512_setzero_si512();
+    if on != 0xffff {
+        for k in 0..8 {
+            let (nx, ny) = (lookup32(&T.nb_x[k], list), lookup32(&T.nb_y[k], list));
+            let (d1, d2) = (_mm512_sub_ps(nx, s1), _mm512_sub_ps(ny, s2));
+            let score = _mm512_fmadd_ps(_mm512_mul_ps(w1, d1), d1, _mm512_mul_ps(_mm512_mul_ps(w2, d2), d2));
+            let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(score, best);
+            best = _mm512_mask_mov_ps(best, lt, score);
+            bx = _mm512_mask_mov_ps(bx, lt, nx);
+            by = _mm512_mask_mov_ps(by, lt, ny);
+            if INDEX {
+                bn = _mm512_mask_mov_epi32(bn, lt, _mm512_castps_si512(lookup32(&T.nb_bits[k], list)));
+            }
+        }
+    }
+    let gx = _mm512_mask_mov_ps(bx, on, lookup64(&T.cell_x, cell));
+    let gy = _mm512_mask_mov_ps(by, on, lookup64(&T.cell_y, cell));
+    (gx, gy, _mm512_mask_mov_epi32(bn, on, c))
+}
+
+/// IQ2_KL's candidate evaluation (`quants::iq2_kl::candidate_sums`, its scalar oracle), one pair
+/// per lane: for each inverse scale `ids[c]`, the points of `id·x` and of `-id·x`, then
+/// `out[c] = (qx+, q2+, qx-, q2-)`, each summed over the pairs in order (after a transpose), the
+/// scalar sums bit for bit.
+///
+/// # Safety
+/// Needs AVX-512 F.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
+pub unsafe fn iq2kl_sums(ids: &[f32], x: &[f32; 32], w: &[f32; 32], out: &mut [[f32; 4]]) {
+    let mids = Table::new(&crate::quants::iq2_kl::PAIR_TABLES.mids, 8);
+    let [x1, x2, w1, w2] = pairs(x, w);
+    let neg = _mm512_set1_ps(-0.0);
+    for (ids, out) in ids.chunks(4).zip(out.chunks_mut(4)) {
+        // v[4c + 2·sign + 0/1]: the per-pair terms of Σwxq and Σwq²
+        let mut v = [_mm512_setzero_ps(); 16];
+        for (c, &id) in ids.iter().enumerate() {
+            let idv = _mm512_set1_ps(id);
+            let (s1, s2) = (_mm512_mul_ps(idv, x1), _mm512_mul_ps(idv, x2));
+            for sign in 0..2 {
+                let (a1, a2) = if sign == 0 { (s1, s2) } else { (_mm512_xor_ps(s1, neg), _mm512_xor_ps(s2, neg)) };
+                let (gx, gy, _) = iq2kl_point::<false>(&mids, a1, a2, w1, w2);
+                let (t1, t2) = (_mm512_mul_ps(w1, gx), _mm512_mul_ps(w2, gy));
+                v[4 * c + 2 * sign] = _mm512_fmadd_ps(t1, x1, _mm512_mul_ps(t2, x2));
+                v[4 * c + 2 * sign + 1] = _mm512_fmadd_ps(t1, gx, _mm512_mul_ps(t2, gy));
+            }
+        }
+        let t = transpose16(&v);
+        let mut acc = _mm512_setzero_ps();
+        for tp in t {
+            acc = _mm512_add_ps(acc, tp);
+        }
+        let mut r = [0f32; 16];
+        _mm512_storeu_ps(r.as_mut_ptr(), acc);
+        for (c, o) in out.iter_mut().enumerate().take(ids.len()) {
+            o.copy_from_slice(&r[4 * c..4 * c + 4]);
+        }
+    }
+}
+
+/// IQ2_KL's point assignment (`quants::iq2_kl::assign`, its scalar oracle) at inverse scale
+/// `id`, one pair per lane: the same points.
+///
+/// # Safety
+/// Needs AVX-512 F.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
+pub unsafe fn iq2kl_assign(id: f32, x: &[f32; 32], w: &[f32; 32], points: &mut [u8; 16]) {
+    let mids = Table::new(&crate::quants::iq2_kl::PAIR_TABLES.mids, 8);
+    let [x1, x2, w1, w2] = pairs(x, w);
+    let idv = _mm512_set1_ps(id);
+    let (_, _, g) = iq2kl_point::<true>(&mids, _mm512_mul_ps(idv, x1), _mm512_mul_ps(idv, x2), w1, w2);
+    _mm_storeu_si128(points.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(g));
+}
+
+/// [`iq2kl_sums`] behind the safe signature of `arch::Iq2klKernels::sums`.
+pub fn iq2kl_sums_checked(ids: &[f32], x: &[f32; 32], w: &[f32; 32], out: &mut [[f32; 4]]) {
+    assert!(out.len() >= ids.len());
+    // SAFETY: handed out by `arch::iq2kl_kernels` only when AVX-512 F (and FMA) is present.
+    unsafe { iq2kl_sums(ids, x, w, out) }
+}
+
+/// [`iq2kl_assign`] behind the safe signature of `arch::Iq2klKernels::assign`.
+pub fn iq2kl_assign_checked(id: f32, x: &[f32; 32], w: &[f32; 32], points: &mut [u8; 16]) {
+    // SAFETY: as for `iq2kl_sums_checked`.
+    unsafe { iq2kl_assign(id, x, w, points) }
+}
