@@ -145,8 +145,10 @@ pub fn pm_sums_kernel() -> Option<PmSumsFn> {
 }
 
 /// IQ2_K's 3-threshold search (`quants::k::threshold4_search`, its scalar oracle) over the
-/// prefix sums of 16 sorted weights and four value orders: `(scale, order)`, the same bits.
-pub type Threshold4Fn = fn(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize);
+/// prefix sums `sx`, `sw` of `w·x` and `w` of 16 sorted weights and four value orders:
+/// `(scale, order)`, the same bits. `sxx` (the prefix sums of `w·x²`) lets a kernel skip
+/// candidates that provably cannot win.
+pub type Threshold4Fn = fn(sx: &[f32; 17], sw: &[f32; 17], sxx: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize);
 
 /// The vectorized IQ2_K threshold search of the ISA in use, if it has one (AVX-512).
 #[inline]

@@ -546,8 +546,21 @@ fn assign<const N: usize>(g: &Grid<N>, xb: &Sub, w: &Sub, d: f32, l: i32, always
         return;
     }
     let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
+    let mut idx = [0u8; 16];
+    if N <= 16 {
+        // small grids: the midpoint count, which vectorizes (the same indices)
+        let mut a = [0f32; 16];
+        for j in 0..16 {
+            a[j] = idl * xb[j];
+        }
+        g.best_indices(&a, &mut idx);
+    } else {
+        for j in 0..16 {
+            idx[j] = g.best_index(idl * xb[j]) as u8;
+        }
+    }
     for j in 0..16 {
-        let i = g.best_index(idl * xb[j]);
+        let i = idx[j] as usize;
         q[j] = i as u8;
         let v = g.values[i] * l as f32;
         sums.0 = fmadd(w[j] * v, xb[j], sums.0);
@@ -708,26 +721,28 @@ fn iq3k_block(xbl: &[f32], qw: Option<&[f32]>, p: &mut Parts) {
 /// together and the in-order comparison only runs when one of them could win.
 #[inline(always)]
 fn iq2k_threshold_search(xb: &Sub, w: &Sub) -> (f32, bool) {
-    let (sx, sw) = sorted_prefix_sums(xb, w);
+    let (sx, sw, sxx) = sorted_prefix_sums(xb, w);
     const SHIFTED: [bool; 4] = [false, true, false, true];
     let vals = iq2k_orders();
     let (d, c) = match crate::arch::threshold4_kernel() {
-        Some(kernel) => kernel(&sx, &sw, &vals),
+        Some(kernel) => kernel(&sx, &sw, &sxx, &vals),
         None => threshold4_search(&sx, &sw, &vals),
     };
     (d, SHIFTED[c])
 }
 
-/// Prefix sums of `w·x` and `w` over the 16 weights sorted by (x, position).
+/// Prefix sums of `w·x`, `w` and `w·x²` over the 16 weights sorted by (x, position) (the last
+/// only bounds candidates' scores, see `arch::Threshold4Fn`).
 #[inline(always)]
-fn sorted_prefix_sums(xb: &Sub, w: &Sub) -> ([f32; 17], [f32; 17]) {
+fn sorted_prefix_sums(xb: &Sub, w: &Sub) -> ([f32; 17], [f32; 17], [f32; 17]) {
     let order: [usize; 16] = super::common::sorted_positions(xb);
-    let (mut sx, mut sw) = ([0f32; 17], [0f32; 17]);
+    let (mut sx, mut sw, mut sxx) = ([0f32; 17], [0f32; 17], [0f32; 17]);
     for (j, &k) in order.iter().enumerate() {
         sw[j + 1] = sw[j] + w[k];
         sx[j + 1] = fmadd(w[k], xb[k], sx[j]);
+        sxx[j + 1] = fmadd(w[k] * xb[k], xb[k], sxx[j]);
     }
-    (sx, sw)
+    (sx, sw, sxx)
 }
 
 /// IQ2_K's four value orders c, in the order the reference compares them: plain ascending,
@@ -741,9 +756,9 @@ fn iq2k_orders() -> [[f32; 4]; 4] {
 
 /// The per-lane inputs of the threshold search, lane `k = 4·i3 + c` (64 lanes: i3 < 16, four
 /// orders c): the prefix sums up to i3, the run sums over [i3, 16) (`dwv` already times the
-/// order's last value), and the order's four values. Shared by the scalar search and the SIMD
-/// kernels, so that every lane starts from the same bits.
-pub(crate) struct Threshold4Lanes {
+/// order's last value), and the order's four values: the scalar search's lanes (the SIMD
+/// kernel computes the same with the same operations in registers).
+struct Threshold4Lanes {
     pub sxk: [f32; 64],
     pub swk: [f32; 64],
     pub dx: [f32; 64],
@@ -753,7 +768,7 @@ pub(crate) struct Threshold4Lanes {
 
 impl Threshold4Lanes {
     #[inline(always)]
-    pub(crate) fn new(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> Threshold4Lanes {
+    fn new(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> Threshold4Lanes {
         let mut l = Threshold4Lanes { sxk: [0.0; 64], swk: [0.0; 64], dx: [0.0; 64], dwv: [0.0; 64], v: [[0.0; 64]; 4] };
         for k in 0..64 {
             let (i3, c) = (k / 4, k % 4);
@@ -940,11 +955,11 @@ mod tests {
                 };
                 w[j] = if case % 7 == 0 { 1.0 } else { 0.01 + b[3] as f32 / 32.0 };
             }
-            let (sx, sw) = sorted_prefix_sums(&x, &w);
+            let (sx, sw, sxx) = sorted_prefix_sums(&x, &w);
             let want = threshold4_search(&sx, &sw, &vals);
             assert!(want.0 != 0.0 || x.iter().all(|&v| v == 0.0), "case {case}: no candidate won");
             for f in &kernels {
-                let got = f(&sx, &sw, &vals);
+                let got = f(&sx, &sw, &sxx, &vals);
                 assert_eq!((got.0.to_bits(), got.1), (want.0.to_bits(), want.1), "case {case}: x={x:?} w={w:?}");
             }
         }

@@ -230,49 +230,98 @@ unsafe fn candidate_sums(lanes: (__m512, __m512, __m512, __m512), at_i2: (__m512
     (x, q, m)
 }
 
+/// 0..16 (lane indices).
+static LANE_INDEX: [i32; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
 /// IQ2_K's 3-threshold search (`quants::k::threshold4_search`, the scalar oracle): the same
 /// candidates with the same operations, 16 lanes a register (lane `k = 4·i3 + c` of a run of 32),
 /// the in-order comparison over the lanes the mask test against the run's starting score passed.
 ///
+/// It skips the `i1`, or `(i1, i2)`, whose candidates provably all fail that test (the oracle
+/// evaluates them and finds nothing, so the result is the same). A candidate's score `Σwxq² /
+/// Σwq²` is the largest error reduction `max_d (2d·Σwxq - d²·Σwq²)` of its assignment; split
+/// into the first runs ("head") and the rest, it is at most the head's own score plus the
+/// rest's. For an `i1` (head = run 0, one value: `sx²/sw`) the rest's is at most its `Σw·x²`
+/// (Cauchy–Schwarz); for an `(i1, i2)` (head = runs 0 and 1 with their values, per order) it is
+/// at most the best the last two runs reach alone over all `i3` (`tail_max`, once per `i2`). The
+/// test skips where that bound plus a slack of `Σw·x²/256` (far above the rounding of any of these sums) stays below
+/// the current score less 2^-10 (far above the drift of the score itself within a run), and only
+/// away from underflow (`Σw·x² > 1e-30`).
+///
 /// # Safety
 /// Needs AVX-512 F.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
-pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
+pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], sxx: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
     use crate::quants::common::Best;
     // Register r holds lanes 16r..16r + 16 (i3 = 4r + l / 4); the orders' values repeat every 4
-    // lanes, so one register of each serves all.
-    let lanes = crate::quants::k::Threshold4Lanes::new(sx, sw, vals);
-    let ld = |a: &[f32; 64], r: usize| _mm512_loadu_ps(a.as_ptr().add(16 * r));
-    let [v0, v1, v2, v3]: [__m512; 4] = core::array::from_fn(|j| _mm512_loadu_ps(lanes.v[j].as_ptr()));
-    let (sxk, swk, dx, dwv): ([__m512; 4], [__m512; 4], [__m512; 4], [__m512; 4]) = (
-        core::array::from_fn(|r| ld(&lanes.sxk, r)),
-        core::array::from_fn(|r| ld(&lanes.swk, r)),
-        core::array::from_fn(|r| ld(&lanes.dx, r)),
-        core::array::from_fn(|r| ld(&lanes.dwv, r)),
-    );
+    // lanes, so one register of each serves all. The lanes' inputs are those of
+    // `quants::k::Threshold4Lanes` (the same operations), gathered in registers.
+    let lane = _mm512_loadu_si512(LANE_INDEX.as_ptr().cast());
+    let (i3_of, c_of) = (_mm512_srli_epi32::<2>(lane), _mm512_and_si512(lane, _mm512_set1_epi32(3)));
+    let vv = _mm512_loadu_ps(vals.as_ptr().cast());
+    let [v0, v1, v2, v3]: [__m512; 4] = core::array::from_fn(|j| _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_slli_epi32::<2>(c_of), _mm512_set1_epi32(j as i32)), vv));
+    let (sx16, sw16) = (_mm512_loadu_ps(sx.as_ptr()), _mm512_loadu_ps(sw.as_ptr()));
+    let at = |t: __m512, r: usize| _mm512_permutexvar_ps(_mm512_add_epi32(i3_of, _mm512_set1_epi32(4 * r as i32)), t);
+    let sxk: [__m512; 4] = core::array::from_fn(|r| at(sx16, r));
+    let swk: [__m512; 4] = core::array::from_fn(|r| at(sw16, r));
+    let dx: [__m512; 4] = core::array::from_fn(|r| _mm512_sub_ps(_mm512_set1_ps(sx[16]), sxk[r]));
+    let dwv: [__m512; 4] = core::array::from_fn(|r| _mm512_mul_ps(_mm512_sub_ps(_mm512_set1_ps(sw[16]), swk[r]), v3));
     let zero = _mm512_setzero_ps();
     let mut best = Best { d: 0.0, score: 0.0 };
     let mut best_c = 0;
     let (mut qx, mut q2) = ([0f32; 32], [0f32; 32]);
+    let energy = sxx[16];
+    let prunable = energy > 1e-30 && energy.is_finite();
+    // the score a head must beat: the current one, shrunk, less the slack and the tail's Σw·x²
+    let need = |score: f32, i: usize| score * (1.0 - 1.0 / 1024.0) - energy * (1.0 / 256.0) - (energy - sxx[i]);
+    // For each i2, lane k: the best score of the last two runs alone over i3, in order k % 4
+    // (a tighter bound of the rest than its Σw·x²; 0 where they have no weight).
+    let tail_max: [__m512; 16] = core::array::from_fn(|i2| {
+        let (bx, bw) = (_mm512_set1_ps(sx[i2]), _mm512_set1_ps(sw[i2]));
+        let mut m = zero;
+        for r in i2 / 4..4 {
+            let valid: u16 = if r == i2 / 4 { 0xffff << (4 * (i2 % 4)) } else { 0xffff };
+            let (cx, cw) = (_mm512_sub_ps(sxk[r], bx), _mm512_sub_ps(swk[r], bw));
+            let tx = _mm512_fmadd_ps(cx, v2, _mm512_mul_ps(dx[r], v3));
+            let tq = _mm512_fmadd_ps(_mm512_mul_ps(cw, v2), v2, _mm512_mul_ps(dwv[r], v3));
+            let pos = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(valid, tq, zero);
+            m = _mm512_max_ps(m, _mm512_maskz_div_ps(pos, _mm512_mul_ps(tx, tx), tq));
+        }
+        // the four i3 of a register are its 128-bit chunks
+        m = _mm512_max_ps(m, _mm512_shuffle_f32x4::<0x4E>(m, m));
+        _mm512_max_ps(m, _mm512_shuffle_f32x4::<0xB1>(m, m))
+    });
     for i1 in 0..16 {
+        if prunable {
+            // head = run 0 alone, one value: score sx²/sw
+            let lim = need(best.score, i1);
+            if lim > 0.0 && sx[i1] * sx[i1] < lim * sw[i1] {
+                continue;
+            }
+        }
         let (ax, aw) = (_mm512_set1_ps(sx[i1]), _mm512_mul_ps(_mm512_set1_ps(sw[i1]), v0));
         for i2 in i1..16 {
             let head = head_sums(ax, aw, sx[i2] - sx[i1], sw[i2] - sw[i1], v0, v1);
+            if prunable {
+                // head = runs 0 and 1, per order; the rest bounded by `tail_max`
+                let lim = _mm512_sub_ps(_mm512_set1_ps(need(best.score, 16)), tail_max[i2]);
+                if _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_mul_ps(head.0, head.0), _mm512_mul_ps(lim, head.1)) == 0xffff {
+                    continue;
+                }
+            }
             let at_i2 = (_mm512_set1_ps(sx[i2]), _mm512_set1_ps(sw[i2]));
             for half in i2 / 8..2 {
                 let first = 4 * i2.saturating_sub(8 * half);
                 let score = _mm512_set1_ps(best.score);
                 let valid = u32::MAX << first; // lanes i3 >= i2 (first < 32)
-                let mut any = 0u32;
-                let mut regs = [(zero, zero); 2];
-                for (rr, reg) in regs.iter_mut().enumerate() {
-                    let r = 2 * half + rr;
-                    let (x, q, m) = candidate_sums((sxk[r], swk[r], dx[r], dwv[r]), at_i2, head, v2, v3, (valid >> (16 * rr)) as u16, score);
-                    any |= (m as u32) << (16 * rr);
-                    *reg = (x, q);
-                }
+                let r = 2 * half;
+                let eval = |rr: usize| candidate_sums((sxk[r + rr], swk[r + rr], dx[r + rr], dwv[r + rr]), at_i2, head, v2, v3, (valid >> (16 * rr)) as u16, score);
+                // (a register of lanes i3 < i2 only has no candidates)
+                let lo = if first < 16 { eval(0) } else { (zero, zero, 0) };
+                let hi = eval(1);
+                let mut any = lo.2 as u32 | (hi.2 as u32) << 16;
                 if any != 0 {
-                    for (rr, &(x, q)) in regs.iter().enumerate() {
+                    for (rr, (x, q, _)) in [lo, hi].into_iter().enumerate() {
                         _mm512_storeu_ps(qx.as_mut_ptr().add(16 * rr), x);
                         _mm512_storeu_ps(q2.as_mut_ptr().add(16 * rr), q);
                     }
@@ -291,9 +340,9 @@ pub unsafe fn threshold4(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -
 }
 
 /// [`threshold4`] behind the safe signature of `arch::Threshold4Fn`.
-pub fn threshold4_checked(sx: &[f32; 17], sw: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
+pub fn threshold4_checked(sx: &[f32; 17], sw: &[f32; 17], sxx: &[f32; 17], vals: &[[f32; 4]; 4]) -> (f32, usize) {
     // SAFETY: handed out by `arch::threshold4_kernel` only when AVX-512 F (and FMA) is present.
-    unsafe { threshold4(sx, sw, vals) }
+    unsafe { threshold4(sx, sw, sxx, vals) }
 }
 
 /// IQ2_KS's exhaustive split search (`quants::iq2_ks::split_search_sums`, the scalar oracle):
