@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     iters = max(20, args.iters)
     l2 = dev["l2_cache_bytes"]
     print(f"iqrs {iqrs.__version__} bench_cuda — {dev['name']} ({dev['multiprocessors']} SMs, L2 {l2 >> 20} MiB, kernels {dev['kernels']}, "
-          f"driver {dev['driver_version']}), torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}; median of {iters} calls; "
+          f"driver {dev['driver_version']}), torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}; median of {iters} calls; x and out {args.dtype}; "
           f"reference = ik_llama.cpp 8337e4cd3 on an H100 (gpu_h100.md)")
     results: List[Dict[str, Any]] = []
     torch.manual_seed(0)
@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:<9} {'-':>5} {'dequant':<9} {t:9.1f} {rows * cols * 2 / t / 1e3:9.0f} GB/s   (bf16 written; W read {nbytes / t / 1e3:.0f} GB/s)")
             results.append({"type": name, "rows": rows, "cols": cols, "op": "dequantize_bf16", "us": t})
             for n in ns:
-                x = torch.randn(n, cols, device="cuda", dtype=torch.float32)
-                out = torch.empty(n, rows, device="cuda", dtype=torch.float32)
+                xdt = getattr(torch, args.dtype)
+                x = torch.randn(n, cols, device="cuda", dtype=xdt)
+                out = torch.empty(n, rows, device="cuda", dtype=xdt)
                 methods = ["auto"]
                 if args.paths:  # every path that applies, side by side
                     methods += (["mmv"] if n <= 32 else []) + (["fused", "gemm_bf16"] if n >= 8 else [])
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
           "vs ref = reference µs / iqrs µs; /cuBLAS = iqrs µs / cuBLAS bf16 µs, lower is better.)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": dev, "iters": iters, "results": results}, f, indent=1)
+            json.dump({"device": dev, "iters": iters, "dtype": args.dtype, "results": results}, f, indent=1)
     return 0
 
 
@@ -139,6 +140,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--n", default=",".join(map(str, NS)), help="activation columns (default 1,8,512,4096)")
     p.add_argument("--iters", type=int, default=30, help="timed calls per measurement (>= 20)")
     p.add_argument("--paths", action="store_true", help="also time each path (mat-vec up to N = 32, fused and dequantize + cuBLAS from N = 8) side by side")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="activations and output (default float32, as the reference's f32 activations; bfloat16 is what the cuBLAS column uses)")
     p.add_argument("--json", help="write all numbers to this file")
     return run(p.parse_args(argv))
 
