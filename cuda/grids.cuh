@@ -142,23 +142,33 @@ __device__ __forceinline__ void iq5nl_values(const uint32_t (&c)[4], const uint3
     }
 }
 
+/// The four 6-bit indices in the bytes of `i` looked up in a 64-entry int8 table (`t`: entries
+/// 4w..4w+3 in word w): `prmt` picks each byte within all eight 8-entry octets at once, then bits
+/// 3, 4 and 5 of the index choose among the octets (byte masks, one `lop3` per choice).
+__device__ __forceinline__ int lookup64(uint32_t i, const uint32_t (&t)[16]) {
+    const uint32_t x = i & 0x07070707u;
+    const uint32_t sel = prmt(x | (x >> 4), 0, 0x0020);  // byte m's low 3 bits in nibble m
+    uint32_t r[8];
+#pragma unroll
+    for (int p = 0; p < 8; ++p) r[p] = prmt(t[2 * p], t[2 * p + 1], sel);
+    const uint32_t m3 = ((i >> 3) & 0x01010101u) * 0xFFu, m4 = ((i >> 4) & 0x01010101u) * 0xFFu, m5 = ((i >> 5) & 0x01010101u) * 0xFFu;
+    const auto pick = [](uint32_t a, uint32_t b, uint32_t m) { return (a & ~m) | (b & m); };
+    const uint32_t s0 = pick(pick(r[0], r[1], m3), pick(r[2], r[3], m3), m4);
+    const uint32_t s1 = pick(pick(r[4], r[5], m3), pick(r[6], r[7], m3), m4);
+    return int(pick(s0, s1, m5));
+}
+
 /// Values of 6-bit indices (iq6nl; IQ6_K): nibble-pair words and bits 4..5 in `h`.
 __device__ __forceinline__ void iq6nl_values(const uint32_t (&c)[4], const uint32_t (&h)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
     uint32_t t[4][4];
     iq6nl_table(t);
+    const uint32_t(&tw)[16] = reinterpret_cast<const uint32_t(&)[16]>(t);
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-        int v[4][2];  // the four 16-entry quarters
-#pragma unroll
-        for (int j = 0; j < 4; ++j) lookup16(c[k], t[j], v[j][0], v[j][1]);
-#pragma unroll
-        for (int s = 0; s < 2; ++s) {
-            const uint32_t hs = h[k + 4 * s];
-            const uint32_t b4 = hs & 0x01010101u, b5 = (hs >> 1) & 0x01010101u;
-            x.q[k + 4 * s] = blend_bytes(blend_bytes(v[0][s], v[1][s], b4), blend_bytes(v[2][s], v[3][s], b4), b5);
-        }
-        x.q[k] = add_i8x4(x.q[k], sh0);
-        x.q[k + 4] = add_i8x4(x.q[k + 4], sh1);
+        const uint32_t lo = (c[k] & 0x0F0F0F0Fu) | (h[k] & 0x03030303u) << 4;
+        const uint32_t hi = ((c[k] >> 4) & 0x0F0F0F0Fu) | (h[k + 4] & 0x03030303u) << 4;
+        x.q[k] = add_i8x4(lookup64(lo, tw), sh0);
+        x.q[k + 4] = add_i8x4(lookup64(hi, tw), sh1);
     }
 }
 
