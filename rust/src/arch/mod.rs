@@ -182,7 +182,7 @@ pub fn split32_kernel() -> Option<Split32Fn> {
 
 /// IQ2_KL's pair search on SIMD lanes, one pair per lane (the same bits as the scalar code):
 /// `sums` = `quants::iq2_kl::candidate_sums` (the scale search's `(Σwxq, Σwq²)` of both signs
-/// for each candidate inverse scale, at most 16), `assign` = `quants::iq2_kl::assign` (the grid
+/// for each candidate inverse scale), `assign` = `quants::iq2_kl::assign` (the grid
 /// points at one inverse scale).
 #[derive(Clone, Copy)]
 pub struct Iq2klKernels {
