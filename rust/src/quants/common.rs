@@ -526,7 +526,7 @@ mod tests {
             check(&Grid::<64>::new(&IQ6NL_VALUES[..64]), f);
         }
     }
-    use crate::tables::IQ4K_VALUES;
+    use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES, IQ6NL_VALUES};
 
     fn naive_best(t: &[f32], x: f32) -> usize {
         if x <= t[0] {
@@ -554,19 +554,32 @@ mod tests {
         assert_eq!(g.best_index((-123.0 + -100.0) / 2.0), 1);
     }
 
+    /// The midpoint counts give `best_index`'s indices on every grid size the quantizers use
+    /// (both halves of each table), on a fine sweep that hits every midpoint exactly.
     #[test]
     fn vectorizable_indices_match_best_index() {
-        let g = Grid::<16>::new(&IQ4K_VALUES[16..]);
-        let mut x = -140.0f32;
-        while x < 140.0 {
-            let v: [f32; 8] = core::array::from_fn(|j| x + 0.0625 * j as f32);
-            let (mut plus, mut minus) = ([0u8; 8], [0u8; 8]);
-            g.best_indices_pm(&v, &mut plus, &mut minus);
-            for j in 0..8 {
-                assert_eq!(plus[j] as usize, g.best_index(v[j]), "x = {}", v[j]);
-                assert_eq!(minus[j] as usize, g.best_index(-v[j]), "x = {}", -v[j]);
+        fn check<const N: usize>(table: &[i8]) {
+            let g = Grid::<N>::new(table);
+            let mut x = -140.0f32;
+            while x < 140.0 {
+                let v: [f32; 8] = core::array::from_fn(|j| x + 0.0625 * j as f32);
+                let (mut plus, mut minus, mut one) = ([0u8; 8], [0u8; 8], [0u8; 8]);
+                g.best_indices_pm(&v, &mut plus, &mut minus);
+                g.best_indices(&v, &mut one);
+                for j in 0..8 {
+                    assert_eq!(plus[j] as usize, g.best_index(v[j]), "N = {N}, x = {}", v[j]);
+                    assert_eq!(one[j], plus[j], "N = {N}, x = {}", v[j]);
+                    assert_eq!(minus[j] as usize, g.best_index(-v[j]), "N = {N}, x = {}", -v[j]);
+                }
+                x += 0.5;
             }
-            x += 0.5;
+        }
+        for half in 0..2 {
+            check::<4>(&IQ2NL_VALUES[4 * half..]);
+            check::<8>(&IQ3NL_VALUES[8 * half..]);
+            check::<16>(&IQ4K_VALUES[16 * half..]);
+            check::<32>(&IQ5NL_VALUES[32 * half..]);
+            check::<64>(&IQ6NL_VALUES[64 * half..]);
         }
     }
 

@@ -546,19 +546,13 @@ fn assign<const N: usize>(g: &Grid<N>, xb: &Sub, w: &Sub, d: f32, l: i32, always
         return;
     }
     let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
-    let mut idx = [0u8; 16];
-    if N <= 16 {
-        // small grids: the midpoint count, which vectorizes (the same indices)
-        let mut a = [0f32; 16];
-        for j in 0..16 {
-            a[j] = idl * xb[j];
-        }
-        g.best_indices(&a, &mut idx);
-    } else {
-        for j in 0..16 {
-            idx[j] = g.best_index(idl * xb[j]) as u8;
-        }
+    // the midpoint count, which vectorizes (the same indices as `best_index`)
+    let mut a = [0f32; 16];
+    for j in 0..16 {
+        a[j] = idl * xb[j];
     }
+    let mut idx = [0u8; 16];
+    g.best_indices(&a, &mut idx);
     for j in 0..16 {
         let i = idx[j] as usize;
         q[j] = i as u8;
