@@ -100,9 +100,15 @@ fn quantize_row_iq4_ks_body(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
             let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
             importance(xb, qw.map(|q| &q[QK_K * ibl + 32 * ib..]), s2, DefaultWeight::Square, &mut w);
             let qs = &mut out[blk + 8 + 16 * ib..blk + 8 + 16 * ib + 16];
+            // the midpoint count, which vectorizes (the same indices as `best_index`)
+            let mut a = [0f32; 32];
+            for j in 0..32 {
+                a[j] = idl * xb[j];
+            }
+            let mut idx = [0u8; 32];
+            g.best_indices(&a, &mut idx);
             for j in 0..16 {
-                let i1 = g.best_index(idl * xb[j]);
-                let i2 = g.best_index(idl * xb[j + 16]);
+                let (i1, i2) = (idx[j] as usize, idx[j + 16] as usize);
                 qs[j] = (i1 | (i2 << 4)) as u8;
                 let q1 = g.values[i1] * l as f32;
                 let q2 = g.values[i2] * l as f32;
