@@ -84,14 +84,14 @@ unsafe fn values64<const C: usize>(t: &Chunks<C>, idx: __m512i, sel: usize) -> _
     _mm512_mask_blend_epi8(_mm512_test_epi8_mask(idx, _mm512_set1_epi8(32)), v01, v23)
 }
 
-/// `vpshufb` controls that spread bytes `4j..4j+4` of a 16-byte vector over 4 bytes each.
-static SCALE_PICK: [[u8; 16]; 4] = {
-    let mut t = [[0u8; 16]; 4];
+/// `vpermd` controls that spread `L` of halves `4j..4j+4` (as 16 dwords) over 4 dwords each.
+static L_PICK: [[u32; 16]; 4] = {
+    let mut t = [[0u32; 16]; 4];
     let mut j = 0;
     while j < 4 {
         let mut k = 0;
         while k < 16 {
-            t[j][k] = (4 * j + k / 4) as u8;
+            t[j][k] = (4 * j + k / 4) as u32;
             k += 1;
         }
         j += 1;
@@ -99,23 +99,49 @@ static SCALE_PICK: [[u8; 16]; 4] = {
     t
 };
 
+/// Grid values + 128 of the plain half for 64 indices below `16 · C`.
+#[inline(always)]
+unsafe fn plain64<const C: usize>(tab: &[__m512i; C], idx: __m512i) -> __m512i {
+    let v0 = _mm512_shuffle_epi8(tab[0], idx);
+    if C == 1 {
+        return v0;
+    }
+    let b4 = _mm512_test_epi8_mask(idx, _mm512_set1_epi8(16));
+    let v01 = _mm512_mask_blend_epi8(b4, v0, _mm512_shuffle_epi8(tab[1], idx));
+    if C == 2 {
+        return v01;
+    }
+    let v23 = _mm512_mask_blend_epi8(b4, _mm512_shuffle_epi8(tab[2], idx), _mm512_shuffle_epi8(tab[3], idx));
+    _mm512_mask_blend_epi8(_mm512_test_epi8_mask(idx, _mm512_set1_epi8(32)), v01, v23)
+}
+
+/// The dot product looks every weight up in the plain table half (+ 128) and accounts for the
+/// shifted half through the Q8_K block sums: the shifted half is the plain one + `δ` (FORMATS.md
+/// §3), so a half-block with its `extra` bit set adds `δ · L · Σy` — together with the bias,
+/// `Σ_h L_h · (128 − δ·s_h) · Σy_h` comes off the VNNI sums.
 #[inline(always)]
 unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, src: &[u8], y: &[u8]) -> f32 {
+    let half = f.values.len() / 2;
+    let delta = (f.values[half] as i16) - (f.values[0] as i16);
+    let tab: [__m512i; C] = std::array::from_fn(|c| _mm512_loadu_si512(t.biased[0][c].as_ptr().cast()));
+    let pick: [__m512i; 4] = std::array::from_fn(|j| _mm512_loadu_si512(L_PICK[j].as_ptr().cast()));
+    let (off_plain, off_shifted) = (_mm256_set1_epi16(128), _mm256_set1_epi16(128 - delta));
     let mut acc = 0f32;
     for (b, yb) in src.chunks_exact(f.layout.bytes).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
-        let extra = read_u16(b, 2) as usize;
+        let extra = read_u16(b, 2);
         let l = levels16(f, b);
+        let ld = _mm512_cvtepi8_epi32(l);
         let mut s = _mm512_setzero_si512();
         for j in 0..4 {
-            let v = values64(&t.biased, indices64(f, b, j), (extra >> (4 * j)) & 15);
+            let v = plain64(&tab, indices64(f, b, j));
             let yv = _mm512_loadu_si512(yb[q8k::QS + 64 * j..q8k::QS + 64 * j + 64].as_ptr().cast());
             let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, yv);
-            let lj = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, _mm_loadu_si128(SCALE_PICK[j].as_ptr().cast())));
-            s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, lj));
+            s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(pick[j], ld)));
         }
-        // 128 · Σ_b L_b · Σy_b from the 16 block sums
+        // Σ_h L_h · (128 − δ·s_h) · Σy_h from the 16 block sums
+        let off = _mm256_mask_blend_epi16(extra, off_plain, off_shifted);
         let bs = _mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast());
-        let corr = _mm256_slli_epi32::<7>(_mm256_madd_epi16(_mm256_cvtepi8_epi16(l), bs));
+        let corr = _mm256_madd_epi16(_mm256_mullo_epi16(_mm256_cvtepi8_epi16(l), off), bs);
         let s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr));
         acc += (block_d(b) * read_f32(yb, 0)) * _mm512_reduce_add_epi32(s) as f32;
     }
