@@ -63,6 +63,7 @@ fn benches(c: &mut Criterion) {
         grp.throughput(Throughput::Bytes(q.len() as u64));
         for isa in arch::available_isas() {
             let k = arch::kernels_for(t, isa);
+            let yq = k.activations(&yq);
             grp.bench_function(BenchmarkId::from_parameter(isa.name()), |b| {
                 b.iter(|| {
                     for (src, o) in q.chunks(g * rs).zip(dots.chunks_mut(g)) {

@@ -218,6 +218,7 @@ pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &
             return crate::gemm::matmul(&k, tile, g, rs, data, cols, y, n, out, parallel);
         }
     }
+    let y = k.activations(y);
     for_each_chunk(data, g * rs, out, g * n, work, |src, o| {
         if g == 1 {
             // the next row (the `_R4` kernels prefetch block by block within their groups)

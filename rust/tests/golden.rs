@@ -148,6 +148,7 @@ fn dot_matches_the_exact_definition_on_every_isa() {
             let g = c.qtype.info().rows_per_group;
             let rs = c.qtype.row_size(c.cols);
             let mut out = vec![0f32; c.rows];
+            let yq = k.activations(&yq);
             for (src, o) in q.chunks(g * rs).zip(out.chunks_mut(g)) {
                 (k.dot)(src, c.cols, &yq, o);
             }

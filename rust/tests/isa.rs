@@ -62,8 +62,13 @@ fn check(t: QType, blocks: usize, seed: Vec<u8>, d: f32, garbage: bool) {
         assert_eq!(got_q, want_q, "{t} {isa:?} quantize");
         let mut dq = vec![0f32; rows * cols];
         (k.dequantize)(&q, cols, &mut dq);
+        if let Some(perm) = k.act_perm {
+            let mut sorted = *perm;
+            sorted.sort_unstable();
+            assert_eq!(sorted, std::array::from_fn::<u8, 16, _>(|i| i as u8), "{t} {isa:?} act_perm is a permutation");
+        }
         let mut dot = vec![0f32; g];
-        (k.dot)(&q, cols, &y, &mut dot);
+        (k.dot)(&q, cols, &k.activations(&y), &mut dot);
         for (i, (a, b)) in dq.iter().zip(&want_dq).enumerate() {
             assert!(same(*a, *b), "{t} {isa:?} dequantize value {i}: {a} vs scalar {b}");
         }
@@ -96,7 +101,8 @@ fn extreme_activations_are_exact() {
         (arch::kernels_for(t, Isa::Scalar).dot)(&q, cols, &y, &mut want);
         for isa in arch::available_isas() {
             let mut got = vec![0f32; t.info().rows_per_group];
-            (arch::kernels_for(t, isa).dot)(&q, cols, &y, &mut got);
+            let k = arch::kernels_for(t, isa);
+            (k.dot)(&q, cols, &k.activations(&y), &mut got);
             assert_eq!(got, want, "{t} {isa:?}");
         }
     }

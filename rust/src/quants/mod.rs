@@ -74,6 +74,22 @@ pub struct Kernels {
     /// type but Q8_K); otherwise the tile is filled block by block through `decode_int`. Both
     /// give the same tile.
     pub fill_tile: Option<crate::gemm::FillTileFn>,
+    /// The activation order `dot` expects, where it is not Q8_K's own: the 16-byte groups of
+    /// every block's quants permuted so that a SIMD kernel meets them in the order its weight
+    /// lanes come out of the block (`d` and the block sums stay as they are). Position `p` holds
+    /// Q8_K group `act_perm[p]`. Callers pass activations through [`Kernels::activations`] once
+    /// per vector; `None` (every scalar kernel) takes Q8_K as it is.
+    pub act_perm: Option<&'static [u8; 16]>,
+}
+
+impl Kernels {
+    /// Q8_K activation rows (any number of whole blocks) in the order `dot` takes them.
+    pub fn activations<'a>(&self, y: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        match self.act_perm {
+            None => std::borrow::Cow::Borrowed(y),
+            Some(perm) => std::borrow::Cow::Owned(q8k::permute_groups(y, perm)),
+        }
+    }
 }
 
 /// Adapts single-row functions to the row-group signatures.
@@ -85,6 +101,7 @@ macro_rules! row_kernels {
             dot: |src, _cols, y, out| out[0] = $dot(src, y),
             decode_int: |src, _cols, _row, block, out| $int(src, block, out),
             fill_tile: None,
+            act_perm: None,
         }
     };
 }

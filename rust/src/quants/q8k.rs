@@ -15,6 +15,20 @@ pub const QS: usize = 8;
 /// Offset of `bsums` in a block.
 pub const BSUMS: usize = 264;
 
+/// Q8_K blocks with the 16-byte groups of their quants permuted: group `p` of each output block
+/// is group `perm[p]` of the input block; `d`, `sum` and the block sums are copied unchanged
+/// (they stay in Q8_K order). See `Kernels::act_perm`.
+pub fn permute_groups(y: &[u8], perm: &[u8; 16]) -> Vec<u8> {
+    let mut out = y.to_vec();
+    for (o, b) in out.chunks_exact_mut(BLOCK_BYTES).zip(y.chunks_exact(BLOCK_BYTES)) {
+        for (p, &g) in perm.iter().enumerate() {
+            let g = g as usize;
+            o[QS + 16 * p..QS + 16 * p + 16].copy_from_slice(&b[QS + 16 * g..QS + 16 * g + 16]);
+        }
+    }
+    out
+}
+
 /// Quantizes one row (`x.len()` a multiple of 256) to Q8_K.
 pub fn quantize_row(x: &[f32], out: &mut [u8]) {
     debug_assert_eq!(x.len() % QK_K, 0, "q8k::quantize_row: length not a multiple of 256");

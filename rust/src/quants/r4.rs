@@ -105,6 +105,7 @@ macro_rules! r4_types {
                         dot: |src, cols, y, out| dot_group(&$name, src, cols, y, out),
                         decode_int: |src, cols, row, block, out| decode_int(&$name, src, cols, row, block, out),
                         fill_tile: None,
+                        act_perm: None,
                     });
                 }
             )*

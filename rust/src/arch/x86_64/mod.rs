@@ -98,11 +98,26 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                     match t {
                         QType::IQ4KS => k.dot = |src, _cols, y, out| out[0] = avx512::iq4_ks_dot(src, y),
                         QType::IQ4KSS => k.dot = |src, _cols, y, out| out[0] = avx512::iq4_kss_dot(src, y),
-                        QType::IQ2K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq2_k_dot(src, y),
-                        QType::IQ3K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq3_k_dot(src, y),
-                        QType::IQ4K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq4_k_dot(src, y),
-                        QType::IQ5K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq5_k_dot(src, y),
-                        QType::IQ6K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq6_k_dot(src, y),
+                        QType::IQ2K if avx2::k::available() => {
+                            k.dot = |src, _cols, y, out| out[0] = avx512::k::iq2_k_dot(src, y);
+                            k.act_perm = Some(avx512::k::act_perm(t));
+                        }
+                        QType::IQ3K if avx2::k::available() => {
+                            k.dot = |src, _cols, y, out| out[0] = avx512::k::iq3_k_dot(src, y);
+                            k.act_perm = Some(avx512::k::act_perm(t));
+                        }
+                        QType::IQ4K if avx2::k::available() => {
+                            k.dot = |src, _cols, y, out| out[0] = avx512::k::iq4_k_dot(src, y);
+                            k.act_perm = Some(avx512::k::act_perm(t));
+                        }
+                        QType::IQ5K if avx2::k::available() => {
+                            k.dot = |src, _cols, y, out| out[0] = avx512::k::iq5_k_dot(src, y);
+                            k.act_perm = Some(avx512::k::act_perm(t));
+                        }
+                        QType::IQ6K if avx2::k::available() => {
+                            k.dot = |src, _cols, y, out| out[0] = avx512::k::iq6_k_dot(src, y);
+                            k.act_perm = Some(avx512::k::act_perm(t));
+                        }
                         QType::IQ2KR4 if avx2::k::available() => k.dot = avx512::r4::iq2_k_r4_dot,
                         QType::IQ3KR4 if avx2::k::available() => k.dot = avx512::r4::iq3_k_r4_dot,
                         QType::IQ4KR4 if avx2::k::available() => k.dot = avx512::r4::iq4_k_r4_dot,

@@ -16,9 +16,9 @@ use super::super::avx2::k::{block_d, indices32, levels16};
 use super::tile::{fill_rows, RowBlock};
 use crate::gemm::PackedRows;
 use crate::quants::common::{read_f32, read_u16};
-use crate::quants::k::{self, Format};
+use crate::quants::k::{self, Format, High, Layout, Low};
 use crate::quants::q8k;
-use crate::registry::QK_K;
+use crate::registry::{QType, QK_K};
 use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES, IQ6NL_VALUES};
 
 /// A grid in 16-entry chunks for `vpshufb` on all four 128-bit lanes, offset by `bias`:
@@ -84,21 +84,6 @@ unsafe fn values64<const C: usize>(t: &Chunks<C>, idx: __m512i, sel: usize) -> _
     _mm512_mask_blend_epi8(_mm512_test_epi8_mask(idx, _mm512_set1_epi8(32)), v01, v23)
 }
 
-/// `vpermd` controls that spread `L` of halves `4j..4j+4` (as 16 dwords) over 4 dwords each.
-static L_PICK: [[u32; 16]; 4] = {
-    let mut t = [[0u32; 16]; 4];
-    let mut j = 0;
-    while j < 4 {
-        let mut k = 0;
-        while k < 16 {
-            t[j][k] = (4 * j + k / 4) as u32;
-            k += 1;
-        }
-        j += 1;
-    }
-    t
-};
-
 /// Grid values + 128 of the plain half for 64 indices below `16 · C`.
 #[inline(always)]
 unsafe fn plain64<const C: usize>(tab: &[__m512i; C], idx: __m512i) -> __m512i {
@@ -115,29 +100,145 @@ unsafe fn plain64<const C: usize>(tab: &[__m512i; C], idx: __m512i) -> __m512i {
     _mm512_mask_blend_epi8(_mm512_test_epi8_mask(idx, _mm512_set1_epi8(32)), v01, v23)
 }
 
-/// The dot product looks every weight up in the plain table half (+ 128) and accounts for the
-/// shifted half through the Q8_K block sums: the shifted half is the plain one + `δ` (FORMATS.md
-/// §3), so a half-block with its `extra` bit set adds `δ · L · Σy` — together with the bias,
-/// `Σ_h L_h · (128 − δ·s_h) · Σy_h` comes off the VNNI sums.
+/// The lane order of the dot kernel for one low-bit layout: vector `j` of a block holds the
+/// 16-weight halves `perm[4j..4j + 4]` (one per 128-bit lane), the order in which they come
+/// out of one 64-byte load of the block's low bits with a shift and a mask. The activations are
+/// permuted to match once per vector (`Kernels::act_perm`), so no index bytes move.
+struct Order {
+    perm: [u8; 16],
+    /// `vptestmb` masks for `High::Bit`: byte `k` = `1 << ib32` of lane `k / 16`'s half.
+    hbit: [[u8; 64]; 4],
+    /// `vpsrlvw` counts for `High::Crumb`: word `w` = `2 · (ib32 % 4)` of lane `w / 8`'s half.
+    hshift: [[u16; 32]; 4],
+    /// `vpshufb` control putting `L` of half `perm[4j + i]` at byte `4i + j`.
+    lpick: [u8; 16],
+}
+
+const fn order(perm: [u8; 16]) -> Order {
+    let mut o = Order { perm, hbit: [[0; 64]; 4], hshift: [[0; 32]; 4], lpick: [0; 16] };
+    let mut j = 0;
+    while j < 4 {
+        let mut i = 0;
+        while i < 4 {
+            o.lpick[4 * i + j] = perm[4 * j + i];
+            i += 1;
+        }
+        let mut k = 0;
+        while k < 64 {
+            let ib32 = perm[4 * j + k / 16] / 2;
+            o.hbit[j][k] = 1 << ib32;
+            if k < 32 {
+                o.hshift[j][k] = 2 * (perm[4 * j + k / 8] as u16 / 2 % 4);
+            }
+            k += 1;
+        }
+        j += 1;
+    }
+    o
+}
+
+/// `Low::Crumbs`: vector `j` = 2-bit field `j` of the 64 bytes (sub-blocks `j` and `4 + j`).
+static CRUMBS_ORDER: Order = order([0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15]);
+/// `Low::NibblesSplit`: vector `j` = nibble `j % 2` of bytes `64·(j/2)..` (one half of 4 sub-blocks).
+static SPLIT_ORDER: Order = order([0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15]);
+/// `Low::NibblesPaired`: vector `j` = nibble `j % 2` of bytes `64·(j/2)..` (2 sub-blocks).
+static PAIRED_ORDER: Order = order([0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]);
+
+#[inline(always)]
+fn order_of(l: &Layout) -> &'static Order {
+    match l.low {
+        Low::Crumbs { .. } => &CRUMBS_ORDER,
+        Low::NibblesSplit { .. } => &SPLIT_ORDER,
+        Low::NibblesPaired { .. } => &PAIRED_ORDER,
+    }
+}
+
+/// The activation order of the AVX-512 dot of a K type (the halves' permutation, see [`Order`]).
+pub fn act_perm(t: QType) -> &'static [u8; 16] {
+    let f = match t {
+        QType::IQ2K => &k::IQ2K,
+        QType::IQ3K => &k::IQ3K,
+        QType::IQ4K => &k::IQ4K,
+        QType::IQ5K => &k::IQ5K,
+        _ => &k::IQ6K,
+    };
+    &order_of(&f.layout).perm
+}
+
+/// 64 bytes whose four 128-bit lanes are the 16-byte pieces of `b` at `off[i]`, with single
+/// broadcasts where the pieces repeat (as they do for every layout of the K family).
+#[inline(always)]
+unsafe fn lanes_at(b: &[u8], off: [usize; 4]) -> __m512i {
+    if off[2] == off[0] && off[3] == off[1] && off[1] == off[0] + 16 {
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(b[off[0]..off[0] + 32].as_ptr().cast()))
+    } else if off[1] == off[0] && off[2] == off[0] && off[3] == off[0] {
+        _mm512_broadcast_i32x4(_mm_loadu_si128(b[off[0]..off[0] + 16].as_ptr().cast()))
+    } else {
+        let mut v = [_mm_setzero_si128(); 4];
+        for (vi, &o) in v.iter_mut().zip(&off) {
+            *vi = _mm_loadu_si128(b[o..o + 16].as_ptr().cast());
+        }
+        let lo = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(v[0]), v[1]);
+        let hi = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(v[2]), v[3]);
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+    }
+}
+
+/// The 64 grid indices of vector `j` of block `b` in the lane order `o`.
+#[inline(always)]
+unsafe fn lanes64(f: &Format, o: &Order, b: &[u8], j: usize) -> __m512i {
+    let (off, shift, mask) = match f.layout.low {
+        Low::Crumbs { qs } => (qs, 2 * j, 3),
+        Low::NibblesSplit { qs } | Low::NibblesPaired { qs } => (qs + 64 * (j / 2), 4 * (j % 2), 15),
+    };
+    let q = _mm512_loadu_si512(b[off..off + 64].as_ptr().cast());
+    let idx = _mm512_and_si512(_mm512_srl_epi16(q, _mm_cvtsi32_si128(shift as i32)), _mm512_set1_epi8(mask));
+    let half = |i: usize| o.perm[4 * j + i] as usize;
+    match f.layout.high {
+        High::None => idx,
+        High::Bit { qh, bit } => {
+            let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (half(i) % 2)));
+            let set = _mm512_test_epi8_mask(h, _mm512_loadu_si512(o.hbit[j].as_ptr().cast()));
+            _mm512_mask_add_epi8(idx, set, idx, _mm512_set1_epi8(1 << bit))
+        }
+        High::Crumb { qh } => {
+            let h = lanes_at(b, std::array::from_fn(|i| qh + 32 * (half(i) / 8) + 16 * (half(i) % 2)));
+            let t = _mm512_srlv_epi16(h, _mm512_loadu_si512(o.hshift[j].as_ptr().cast()));
+            // idx | ((t << 4) & 0x30)
+            _mm512_ternarylogic_epi32::<0xF8>(idx, _mm512_slli_epi16::<4>(t), _mm512_set1_epi8(0x30))
+        }
+    }
+}
+
+/// The dot product takes its activations in the lane order of [`Order`] and looks every weight
+/// up in the plain table half (+ 128); it accounts for the shifted half through the Q8_K block
+/// sums: the shifted half is the plain one + `δ` (FORMATS.md §3), so a half-block with its
+/// `extra` bit set adds `δ · L · Σy` — together with the bias, `Σ_h L_h · (128 − δ·s_h) · Σy_h`
+/// comes off the VNNI sums (the block sums and `extra` stay in Q8_K order).
 #[inline(always)]
 unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, src: &[u8], y: &[u8]) -> f32 {
+    let o = order_of(&f.layout);
     let half = f.values.len() / 2;
     let delta = (f.values[half] as i16) - (f.values[0] as i16);
     let tab: [__m512i; C] = std::array::from_fn(|c| _mm512_loadu_si512(t.biased[0][c].as_ptr().cast()));
-    let pick: [__m512i; 4] = std::array::from_fn(|j| _mm512_loadu_si512(L_PICK[j].as_ptr().cast()));
+    let lpick = _mm_loadu_si128(o.lpick.as_ptr().cast());
     let (off_plain, off_shifted) = (_mm256_set1_epi16(128), _mm256_set1_epi16(128 - delta));
     let mut acc = 0f32;
     for (b, yb) in src.chunks_exact(f.layout.bytes).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
         let extra = read_u16(b, 2);
         let l = levels16(f, b);
-        let ld = _mm512_cvtepi8_epi32(l);
-        let mut s = _mm512_setzero_si512();
-        for j in 0..4 {
-            let v = plain64(&tab, indices64(f, b, j));
+        // (a loop, not a closure: closures do not inherit the target features)
+        let mut p = [_mm512_setzero_si512(); 4];
+        for (j, pj) in p.iter_mut().enumerate() {
+            let v = plain64(&tab, lanes64(f, o, b, j));
             let yv = _mm512_loadu_si512(yb[q8k::QS + 64 * j..q8k::QS + 64 * j + 64].as_ptr().cast());
-            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, yv);
-            s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(pick[j], ld)));
+            *pj = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, yv);
         }
+        // the 4 dwords of each half summed, transposed: lane i, dword j = half `perm[4j + i]`
+        let a = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+        let c = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+        let h = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c));
+        let s = _mm512_mullo_epi32(h, _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, lpick)));
         // Σ_h L_h · (128 − δ·s_h) · Σy_h from the 16 block sums
         let off = _mm256_mask_blend_epi16(extra, off_plain, off_shifted);
         let bs = _mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast());
