@@ -124,22 +124,17 @@ fn l_of(sbyte: u8) -> i32 {
 /// bytes of sub-block `i`, of `qb` = sub-block `4 + i`).
 ///
 /// Lane `i` of the low-nibble vector pairs with activations `32i..32i+16`, of the high-nibble
-/// vector with `32i+16..32i+32`: the activations are regrouped with two permutes per half. The
-/// +128 offset of the table is removed with the Q8_K block sums (`Σ_s L_s·128·Σy_s`).
+/// vector with `32i+16..32i+32`: the activations come in that order (`k::act_perm`, the split
+/// nibble order), so they are plain loads. The +128 offset of the table is removed with the
+/// Q8_K block sums (`Σ_s L_s·128·Σy_s`).
 #[inline(always)]
 unsafe fn iq4_block_sum_fast(sbytes: u64, qa: __m512i, qb: __m512i, yb: &[u8]) -> i32 {
     let m4 = _mm512_set1_epi8(0x0F);
     let plain = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4K_TABLES[2].as_ptr().cast()));
     let shifted = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4K_TABLES[3].as_ptr().cast()));
     let sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(sbytes as i64));
-    let y01 = load64(yb, q8k::QS);
-    let y23 = load64(yb, q8k::QS + 64);
-    let y45 = load64(yb, q8k::QS + 128);
-    let y67 = load64(yb, q8k::QS + 192);
-    let lo_idx = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0);
-    let hi_idx = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2);
     let mut s = _mm512_setzero_si512();
-    for (half, q, ya, yb2) in [(0, qa, y01, y23), (1, qb, y45, y67)] {
+    for (half, q) in [(0, qa), (1, qb)] {
         // per-lane scale byte of sub-block 4·half + lane/4
         let base = 4 * half;
         let sel = _mm512_set_epi32(base + 3, base + 3, base + 3, base + 3, base + 2, base + 2, base + 2, base + 2, base + 1, base + 1, base + 1, base + 1, base, base, base, base);
@@ -148,8 +143,8 @@ unsafe fn iq4_block_sum_fast(sbytes: u64, qa: __m512i, qb: __m512i, yb: &[u8]) -
         let l = _mm512_sub_epi32(_mm512_and_si512(sl, _mm512_set1_epi32(0xFE)), _mm512_set1_epi32(127));
         let tlo = _mm512_shuffle_epi8(table, _mm512_and_si512(q, m4));
         let thi = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4));
-        let ylo = _mm512_permutex2var_epi64(ya, lo_idx, yb2);
-        let yhi = _mm512_permutex2var_epi64(ya, hi_idx, yb2);
+        let ylo = load64(yb, q8k::QS + 128 * half as usize);
+        let yhi = load64(yb, q8k::QS + 128 * half as usize + 64);
         let p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), tlo, ylo), thi, yhi);
         s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, l));
     }

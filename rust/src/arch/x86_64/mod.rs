@@ -96,8 +96,14 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 }
                 if avx512_vnni_available() {
                     match t {
-                        QType::IQ4KS => k.dot = |src, _cols, y, out| out[0] = avx512::iq4_ks_dot(src, y),
-                        QType::IQ4KSS => k.dot = |src, _cols, y, out| out[0] = avx512::iq4_kss_dot(src, y),
+                        QType::IQ4KS => {
+                            k.dot = |src, _cols, y, out| out[0] = avx512::iq4_ks_dot(src, y);
+                            k.act_perm = Some(avx512::k::act_perm(t));
+                        }
+                        QType::IQ4KSS => {
+                            k.dot = |src, _cols, y, out| out[0] = avx512::iq4_kss_dot(src, y);
+                            k.act_perm = Some(avx512::k::act_perm(t));
+                        }
                         QType::IQ2K if avx2::k::available() => {
                             k.dot = |src, _cols, y, out| out[0] = avx512::k::iq2_k_dot(src, y);
                             k.act_perm = Some(avx512::k::act_perm(t));

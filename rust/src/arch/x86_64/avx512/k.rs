@@ -153,9 +153,11 @@ fn order_of(l: &Layout) -> &'static Order {
     }
 }
 
-/// The activation order of the AVX-512 dot of a K type (the halves' permutation, see [`Order`]).
+/// The activation order of the AVX-512 dot of a K type (the halves' permutation, see [`Order`]);
+/// IQ4_KS and IQ4_KSS, whose dots work on the split nibble layout the same way, share IQ4_K's.
 pub fn act_perm(t: QType) -> &'static [u8; 16] {
     let f = match t {
+        QType::IQ4KS | QType::IQ4KSS => &k::IQ4K,
         QType::IQ2K => &k::IQ2K,
         QType::IQ3K => &k::IQ3K,
         QType::IQ4K => &k::IQ4K,
