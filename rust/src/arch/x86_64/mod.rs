@@ -157,10 +157,22 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                 }
                 if avx512_vbmi_available() {
                     match t {
-                        QType::IQ5KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq5_ks_dot_avx512(src, y),
-                        QType::IQ3KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq3_ks_dot_avx512(src, y),
-                        QType::IQ2KS => k.dot = |src, _cols, y, out| out[0] = rowscale::iq2_ks_dot_avx512(src, y),
-                        QType::IQ2KL => k.dot = |src, _cols, y, out| out[0] = rowscale::iq2_kl_dot_avx512(src, y),
+                        QType::IQ5KS => {
+                            k.dot = |src, _cols, y, out| out[0] = rowscale::iq5_ks_dot_avx512(src, y);
+                            k.act_perm = rowscale::act_perm(t);
+                        }
+                        QType::IQ3KS => {
+                            k.dot = |src, _cols, y, out| out[0] = rowscale::iq3_ks_dot_avx512(src, y);
+                            k.act_perm = rowscale::act_perm(t);
+                        }
+                        QType::IQ2KS => {
+                            k.dot = |src, _cols, y, out| out[0] = rowscale::iq2_ks_dot_avx512(src, y);
+                            k.act_perm = rowscale::act_perm(t);
+                        }
+                        QType::IQ2KL => {
+                            k.dot = |src, _cols, y, out| out[0] = rowscale::iq2_kl_dot_avx512(src, y);
+                            k.act_perm = rowscale::act_perm(t);
+                        }
                         _ => {}
                     }
                 }

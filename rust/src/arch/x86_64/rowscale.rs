@@ -25,7 +25,7 @@ use super::avx512::tile::{fill_rows, RowBlock};
 use crate::gemm::PackedRows;
 use crate::quants::common::read_f32;
 use crate::quants::{iq2_kl, iq2_ks, iq3_ks, iq5_ks, q8k};
-use crate::registry::QK_K;
+use crate::registry::{QType, QK_K};
 use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ5NL_VALUES};
 
 /// A row-scale type as the SIMD loops see it.
@@ -46,6 +46,24 @@ trait RowScale {
     /// (the shifted half is the plain one plus `c`), as i32 lanes (needs AVX2).
     unsafe fn offsets8(_b: &[u8]) -> __m256i {
         _mm256_set1_epi32(128)
+    }
+    /// The activation order `offset_values64` works in (`Kernels::act_perm`): vector `j` holds
+    /// the 16-weight halves `PERM[4j..4j + 4]`, sub-block `PERM[4j] / 2` in the low 256 bits and
+    /// `PERM[4j + 2] / 2` in the high ones; `None`: Q8_K order (sub-blocks `2j`, `2j + 1`).
+    const PERM: Option<&'static [u8; 16]> = None;
+    /// How the dot reduces the four VNNI sums: a 4×4 transpose and one multiply by the scales
+    /// (fewer multiplies), or a scale multiply per vector (fewer shuffles: better where the
+    /// lookups are `vpermb`, which competes for the same ports). Both exact; chosen by measurement.
+    const TRANSPOSE_SUMS: bool = true;
+}
+
+/// The activation order of a row-scale type's AVX-512 dot (`Kernels::act_perm`).
+pub fn act_perm(t: QType) -> Option<&'static [u8; 16]> {
+    match t {
+        QType::IQ5KS => Iq5Ks::PERM,
+        QType::IQ3KS => Iq3Ks::PERM,
+        QType::IQ2KS => Iq2Ks::PERM,
+        _ => Iq2Kl::PERM,
     }
 }
 
@@ -148,22 +166,50 @@ unsafe fn dequantize_avx2<T: RowScale>(src: &[u8], out: &mut [f32]) {
 #[inline(always)]
 unsafe fn dot_avx512<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
     let d = T::row_scale(src);
-    // lane selectors: sub-block 2j in lanes 0..8, 2j + 1 in lanes 8..16
-    let sel = [
-        join(_mm256_set1_epi32(0), _mm256_set1_epi32(1)),
-        join(_mm256_set1_epi32(2), _mm256_set1_epi32(3)),
-        join(_mm256_set1_epi32(4), _mm256_set1_epi32(5)),
-        join(_mm256_set1_epi32(6), _mm256_set1_epi32(7)),
-    ];
+    // after the transposed reduction below, dword 4i + j holds the half in lane i of vector j:
+    // its sub-block's scale goes there
+    let mut pick = [0i32; 16];
+    for (k, pk) in pick.iter_mut().enumerate() {
+        let (i, j) = (k / 4, k % 4);
+        *pk = match T::PERM {
+            Some(p) => p[4 * j + i] as i32 / 2,
+            None => (4 * j + i) as i32 / 2,
+        };
+    }
+    let pick = _mm512_loadu_si512(pick.as_ptr().cast());
+    // without the transpose: per vector j, lane i's scale in its 4 dwords
+    let mut spread = [_mm512_setzero_si512(); 4];
+    for (j, sj) in spread.iter_mut().enumerate() {
+        let mut idx = [0i32; 16];
+        for (k, ik) in idx.iter_mut().enumerate() {
+            *ik = match T::PERM {
+                Some(p) => p[4 * j + k / 4] as i32 / 2,
+                None => (4 * j + k / 4) as i32 / 2,
+            };
+        }
+        *sj = _mm512_loadu_si512(idx.as_ptr().cast());
+    }
     let mut acc = 0f32;
     for (b, yb) in src[T::ROW_META..].chunks_exact(T::BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
         let l8 = T::scales8(b);
         let lz = _mm512_castsi256_si512(l8);
-        let mut s = _mm512_setzero_si512();
-        for j in 0..4 {
-            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), T::offset_values64(b, j), load64(yb, q8k::QS + 64 * j));
-            s = _mm512_add_epi32(s, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(sel[j], lz)));
+        let mut p = [_mm512_setzero_si512(); 4];
+        for (j, pj) in p.iter_mut().enumerate() {
+            *pj = _mm512_dpbusd_epi32(_mm512_setzero_si512(), T::offset_values64(b, j), load64(yb, q8k::QS + 64 * j));
         }
+        let s = if T::TRANSPOSE_SUMS {
+            // the 4 dwords of each 16-weight half summed, transposed (lane i, dword j: lane i of p[j])
+            let a = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+            let c = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+            let h = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c));
+            _mm512_mullo_epi32(h, _mm512_permutexvar_epi32(pick, lz))
+        } else {
+            let mut s = _mm512_setzero_si512();
+            for j in 0..4 {
+                s = _mm512_add_epi32(s, _mm512_mullo_epi32(p[j], _mm512_permutexvar_epi32(spread[j], lz)));
+            }
+            s
+        };
         // Σ_s L_s · (128 - c·shift_s) · Σy_s from the block sums of the activations (two per
         // sub-block): the offset, and the shift the table values left out
         let ys = _mm256_madd_epi16(load32(yb, q8k::BSUMS), _mm256_set1_epi16(1));
@@ -245,13 +291,13 @@ impl RowScale for Iq5Ks {
         [Self::values32(b, 2 * j), Self::values32(b, 2 * j + 1)]
     }
 
-    /// Index `nibble | bit 4` into the 32-entry plain half, with `vpermb`.
+    /// Index `nibble | bit 4` into the 32-entry plain half, with `vpermb`; in the paired nibble
+    /// order (sub-blocks `2·(j/2)·2 + j%2` and that + 2, nibble `j % 2` of one 64-byte load).
     #[inline(always)]
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
-        let q = load32(b, iq5_ks::QS + 32 * j);
-        let m4 = _mm256_set1_epi8(0x0F);
-        let nib = join(_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4));
-        let high = _mm512_slli_epi16::<4>(bits512(twice(load32(b, iq5_ks::QH)), 2 * j, 2 * j + 1, 1));
+        let nib = bits512(load64(b, iq5_ks::QS + 64 * (j / 2)), 4 * (j % 2), 4 * (j % 2), 0x0F);
+        let (s0, s1) = (4 * (j / 2) + j % 2, 4 * (j / 2) + j % 2 + 2);
+        let high = _mm512_slli_epi16::<4>(bits512(twice(load32(b, iq5_ks::QH)), s0, s1, 1));
         let table = _mm512_castsi256_si512(_mm256_loadu_si256(IQ5_OFFSET.as_ptr().cast()));
         _mm512_permutexvar_epi8(_mm512_or_si512(nib, high), table)
     }
@@ -262,6 +308,9 @@ impl RowScale for Iq5Ks {
         let sh = _mm256_and_si256(bytes8(b[..8].try_into().unwrap()), _mm256_set1_epi32(1));
         _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_slli_epi32::<1>(sh))
     }
+
+    const PERM: Option<&'static [u8; 16]> = Some(&super::avx512::k::PAIRED_PERM);
+    const TRANSPOSE_SUMS: bool = false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,10 +366,10 @@ impl RowScale for Iq3Ks {
     }
 
     #[inline(always)]
+    /// In the crumb order: sub-blocks `j` and `4 + j`, 2-bit field `j` of one 64-byte load.
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
-        let (i0, i1) = (2 * j, 2 * j + 1);
-        let lo = bits512(twice(load32(b, iq3_ks::QS + 32 * (i0 / 4))), 2 * (i0 % 4), 2 * (i1 % 4), 3);
-        let hi = _mm512_slli_epi16::<2>(bits512(twice(load32(b, iq3_ks::QH)), i0, i1, 1));
+        let lo = bits512(load64(b, iq3_ks::QS), 2 * j, 2 * j, 3);
+        let hi = _mm512_slli_epi16::<2>(bits512(twice(load32(b, iq3_ks::QH)), j, 4 + j, 1));
         _mm512_shuffle_epi8(bcast4(&IQ3_TABLES[1]), _mm512_or_si512(lo, hi))
     }
 
@@ -330,6 +379,8 @@ impl RowScale for Iq3Ks {
         let sh = lanes(_mm256_set1_epi32(b[1] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
         _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_slli_epi32::<2>(sh))
     }
+
+    const PERM: Option<&'static [u8; 16]> = Some(&super::avx512::k::CRUMBS_PERM);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -384,9 +435,9 @@ impl RowScale for Iq2Ks {
     }
 
     #[inline(always)]
+    /// In the crumb order: sub-blocks `j` and `4 + j`, 2-bit field `j` of one 64-byte load.
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
-        let (i0, i1) = (2 * j, 2 * j + 1);
-        let q = bits512(twice(load32(b, iq2_ks::QS + 32 * (i0 / 4))), 2 * (i0 % 4), 2 * (i1 % 4), 3);
+        let q = bits512(load64(b, iq2_ks::QS), 2 * j, 2 * j, 3);
         _mm512_shuffle_epi8(bcast4(&IQ2_TABLES[1]), q)
     }
 
@@ -396,6 +447,8 @@ impl RowScale for Iq2Ks {
         let sh = lanes(_mm256_set1_epi32(b[0] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
         _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_mullo_epi32(sh, _mm256_set1_epi32(5)))
     }
+
+    const PERM: Option<&'static [u8; 16]> = Some(&super::avx512::k::CRUMBS_PERM);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,6 +507,7 @@ impl Iq2Kl {
 impl RowScale for Iq2Kl {
     const ROW_META: usize = iq2_kl::ROW_META;
     const BLOCK: usize = iq2_kl::BLOCK;
+    const TRANSPOSE_SUMS: bool = false;
 
     #[inline(always)]
     fn row_scale(src: &[u8]) -> f32 {

@@ -138,11 +138,14 @@ const fn order(perm: [u8; 16]) -> Order {
 }
 
 /// `Low::Crumbs`: vector `j` = 2-bit field `j` of the 64 bytes (sub-blocks `j` and `4 + j`).
-static CRUMBS_ORDER: Order = order([0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15]);
+pub(crate) const CRUMBS_PERM: [u8; 16] = [0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15];
 /// `Low::NibblesSplit`: vector `j` = nibble `j % 2` of bytes `64·(j/2)..` (one half of 4 sub-blocks).
-static SPLIT_ORDER: Order = order([0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15]);
+pub(crate) const SPLIT_PERM: [u8; 16] = [0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15];
 /// `Low::NibblesPaired`: vector `j` = nibble `j % 2` of bytes `64·(j/2)..` (2 sub-blocks).
-static PAIRED_ORDER: Order = order([0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]);
+pub(crate) const PAIRED_PERM: [u8; 16] = [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15];
+static CRUMBS_ORDER: Order = order(CRUMBS_PERM);
+static SPLIT_ORDER: Order = order(SPLIT_PERM);
+static PAIRED_ORDER: Order = order(PAIRED_PERM);
 
 #[inline(always)]
 fn order_of(l: &Layout) -> &'static Order {
