@@ -65,7 +65,7 @@ fn check(t: QType, blocks: usize, seed: Vec<u8>, d: f32, garbage: bool) {
         if let Some(perm) = k.act_perm {
             let mut sorted = *perm;
             sorted.sort_unstable();
-            assert_eq!(sorted, std::array::from_fn::<u8, 16, _>(|i| i as u8), "{t} {isa:?} act_perm is a permutation");
+            assert_eq!(sorted, std::array::from_fn::<u8, 256, _>(|i| i as u8), "{t} {isa:?} act_perm is a permutation");
         }
         let mut dot = vec![0f32; g];
         (k.dot)(&q, cols, &k.activations(&y), &mut dot);

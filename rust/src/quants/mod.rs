@@ -74,12 +74,12 @@ pub struct Kernels {
     /// type but Q8_K); otherwise the tile is filled block by block through `decode_int`. Both
     /// give the same tile.
     pub fill_tile: Option<crate::gemm::FillTileFn>,
-    /// The activation order `dot` expects, where it is not Q8_K's own: the 16-byte groups of
-    /// every block's quants permuted so that a SIMD kernel meets them in the order its weight
-    /// lanes come out of the block (`d` and the block sums stay as they are). Position `p` holds
-    /// Q8_K group `act_perm[p]`. Callers pass activations through [`Kernels::activations`] once
-    /// per vector; `None` (every scalar kernel) takes Q8_K as it is.
-    pub act_perm: Option<&'static [u8; 16]>,
+    /// The activation order `dot` expects, where it is not Q8_K's own: every block's 256 quants
+    /// permuted so that a SIMD kernel meets them in the order its weight lanes come out of the
+    /// block (`d` and the block sums stay as they are). Byte `p` holds Q8_K quant `act_perm[p]`.
+    /// Callers pass activations through [`Kernels::activations`] once per vector; `None` (every
+    /// scalar kernel) takes Q8_K as it is.
+    pub act_perm: Option<&'static [u8; 256]>,
 }
 
 impl Kernels {
@@ -87,7 +87,7 @@ impl Kernels {
     pub fn activations<'a>(&self, y: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
         match self.act_perm {
             None => std::borrow::Cow::Borrowed(y),
-            Some(perm) => std::borrow::Cow::Owned(q8k::permute_groups(y, perm)),
+            Some(perm) => std::borrow::Cow::Owned(q8k::permute_quants(y, perm)),
         }
     }
 }

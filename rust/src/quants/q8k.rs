@@ -15,15 +15,14 @@ pub const QS: usize = 8;
 /// Offset of `bsums` in a block.
 pub const BSUMS: usize = 264;
 
-/// Q8_K blocks with the 16-byte groups of their quants permuted: group `p` of each output block
-/// is group `perm[p]` of the input block; `d`, `sum` and the block sums are copied unchanged
-/// (they stay in Q8_K order). See `Kernels::act_perm`.
-pub fn permute_groups(y: &[u8], perm: &[u8; 16]) -> Vec<u8> {
+/// Q8_K blocks with their quants permuted: quant `p` of each output block is quant `perm[p]` of
+/// the input block; `d`, `sum` and the block sums are copied unchanged (they stay in Q8_K
+/// order). See `Kernels::act_perm`.
+pub fn permute_quants(y: &[u8], perm: &[u8; QK_K]) -> Vec<u8> {
     let mut out = y.to_vec();
     for (o, b) in out.chunks_exact_mut(BLOCK_BYTES).zip(y.chunks_exact(BLOCK_BYTES)) {
-        for (p, &g) in perm.iter().enumerate() {
-            let g = g as usize;
-            o[QS + 16 * p..QS + 16 * p + 16].copy_from_slice(&b[QS + 16 * g..QS + 16 * g + 16]);
+        for (op, &src) in o[QS..QS + QK_K].iter_mut().zip(perm) {
+            *op = b[QS + src as usize];
         }
     }
     out

@@ -3,7 +3,7 @@
 //!
 //! Every one of them is, per 32-weight sub-block, an integer scale times values from a small
 //! table. Each type below only says how to turn its bytes into those table values with byte
-//! shuffles (`pshufb`; on AVX-512 `vpermb` for the 64-byte tables of IQ5_KS and of IQ2_KL's 32
+//! shuffles (`pshufb`; on AVX-512 `vpermb` for the 32-entry tables of IQ5_KS and of IQ2_KL's
 //! grid pairs), and shares the loops:
 //! * AVX2: `maddubs(|y|, sign(t, y))` (|t| ≤ 127, so the pair sums cannot saturate), times the
 //!   sub-block scale with `madd`;
@@ -47,10 +47,10 @@ trait RowScale {
     unsafe fn offsets8(_b: &[u8]) -> __m256i {
         _mm256_set1_epi32(128)
     }
-    /// The activation order `offset_values64` works in (`Kernels::act_perm`): vector `j` holds
-    /// the 16-weight halves `PERM[4j..4j + 4]`, sub-block `PERM[4j] / 2` in the low 256 bits and
-    /// `PERM[4j + 2] / 2` in the high ones; `None`: Q8_K order (sub-blocks `2j`, `2j + 1`).
-    const PERM: Option<&'static [u8; 16]> = None;
+    /// The activation order `offset_values64` works in (`Kernels::act_perm`): byte `k` of
+    /// vector `j` pairs with quant `ACT[64j + k]`, so 128-bit lane `i` of vector `j` belongs to
+    /// sub-block `ACT[64j + 16i] / 32`; `None`: Q8_K order (sub-blocks `2j`, `2j + 1`).
+    const ACT: Option<&'static [u8; 256]> = None;
     /// How the dot reduces the four VNNI sums: a 4×4 transpose and one multiply by the scales
     /// (fewer multiplies), or a scale multiply per vector (fewer shuffles: better where the
     /// lookups are `vpermb`, which competes for the same ports). Both exact; chosen by measurement.
@@ -58,12 +58,12 @@ trait RowScale {
 }
 
 /// The activation order of a row-scale type's AVX-512 dot (`Kernels::act_perm`).
-pub fn act_perm(t: QType) -> Option<&'static [u8; 16]> {
+pub fn act_perm(t: QType) -> Option<&'static [u8; 256]> {
     match t {
-        QType::IQ5KS => Iq5Ks::PERM,
-        QType::IQ3KS => Iq3Ks::PERM,
-        QType::IQ2KS => Iq2Ks::PERM,
-        _ => Iq2Kl::PERM,
+        QType::IQ5KS => Iq5Ks::ACT,
+        QType::IQ3KS => Iq3Ks::ACT,
+        QType::IQ2KS => Iq2Ks::ACT,
+        _ => Iq2Kl::ACT,
     }
 }
 
@@ -171,8 +171,8 @@ unsafe fn dot_avx512<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
     let mut pick = [0i32; 16];
     for (k, pk) in pick.iter_mut().enumerate() {
         let (i, j) = (k / 4, k % 4);
-        *pk = match T::PERM {
-            Some(p) => p[4 * j + i] as i32 / 2,
+        *pk = match T::ACT {
+            Some(a) => a[64 * j + 16 * i] as i32 / 32,
             None => (4 * j + i) as i32 / 2,
         };
     }
@@ -182,8 +182,8 @@ unsafe fn dot_avx512<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
     for (j, sj) in spread.iter_mut().enumerate() {
         let mut idx = [0i32; 16];
         for (k, ik) in idx.iter_mut().enumerate() {
-            *ik = match T::PERM {
-                Some(p) => p[4 * j + k / 4] as i32 / 2,
+            *ik = match T::ACT {
+                Some(a) => a[64 * j + 16 * (k / 4)] as i32 / 32,
                 None => (4 * j + k / 4) as i32 / 2,
             };
         }
@@ -309,7 +309,7 @@ impl RowScale for Iq5Ks {
         _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_slli_epi32::<1>(sh))
     }
 
-    const PERM: Option<&'static [u8; 16]> = Some(&super::avx512::k::PAIRED_PERM);
+    const ACT: Option<&'static [u8; 256]> = Some(&super::avx512::k::PAIRED_ACT);
     const TRANSPOSE_SUMS: bool = false;
 }
 
@@ -380,7 +380,7 @@ impl RowScale for Iq3Ks {
         _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_slli_epi32::<2>(sh))
     }
 
-    const PERM: Option<&'static [u8; 16]> = Some(&super::avx512::k::CRUMBS_PERM);
+    const ACT: Option<&'static [u8; 256]> = Some(&super::avx512::k::CRUMBS_ACT);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,24 +448,11 @@ impl RowScale for Iq2Ks {
         _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_mullo_epi32(sh, _mm256_set1_epi32(5)))
     }
 
-    const PERM: Option<&'static [u8; 16]> = Some(&super::avx512::k::CRUMBS_PERM);
+    const ACT: Option<&'static [u8; 256]> = Some(&super::avx512::k::CRUMBS_ACT);
 }
 
 // ---------------------------------------------------------------------------------------------
 // IQ2_KL: 32 grid pairs = 64 bytes (first coordinate at byte 2g, second at 2g + 1)
-
-/// The grid as bytes offset by +128: pair `g` at `2g`, `2g + 1`.
-static IQ2KL_OFFSET: [u8; 64] = {
-    let mut t = [0u8; 64];
-    let mut g = 0;
-    while g < 32 {
-        let (v0, v1) = iq2_kl::grid_point(g);
-        t[2 * g] = (v0 as i32 + 128) as u8;
-        t[2 * g + 1] = (v1 as i32 + 128) as u8;
-        g += 1;
-    }
-    t
-};
 
 /// The first (`[0]`, `[1]`: points 0..16, 16..32) and second (`[2]`, `[3]`) coordinates of the
 /// grid points, for 16-byte shuffles.
@@ -477,17 +464,6 @@ static IQ2KL_COORDS: [[u8; 16]; 4] = {
         t[g / 16][g % 16] = v0 as u8;
         t[2 + g / 16][g % 16] = v1 as u8;
         g += 1;
-    }
-    t
-};
-
-/// Byte `m` = `m / 2`, to repeat each of 32 bytes twice.
-static DUP_IDX: [u8; 64] = {
-    let mut t = [0u8; 64];
-    let mut m = 0;
-    while m < 64 {
-        t[m] = (m / 2) as u8;
-        m += 1;
     }
     t
 };
@@ -543,15 +519,64 @@ impl RowScale for Iq2Kl {
         [_mm256_permute2x128_si256::<0x20>(lo, hi), _mm256_permute2x128_si256::<0x31>(lo, hi)]
     }
 
-    /// Byte `2g + parity` of the 64-byte grid, with `vpermb` (needs VBMI).
+    /// One coordinate (`j % 2`) of the 64 grid points of sub-blocks `2i + j/2` (lane `i`): the
+    /// nibbles `j/2` of one 64-byte load, bit 4 from `qh` by a mask test, looked up with `vpermb`
+    /// (needs VBMI). The activations come split by coordinate to match ([`IQ2KL_ACT`]).
     #[inline(always)]
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
-        let g = _mm256_set_m128i(Self::points(b, 2 * j + 1), Self::points(b, 2 * j));
-        let dup = _mm512_permutexvar_epi8(_mm512_loadu_si512(DUP_IDX.as_ptr().cast()), _mm512_castsi256_si512(g));
-        let idx = _mm512_or_si512(_mm512_add_epi8(dup, dup), _mm512_set1_epi16(0x0100));
-        _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(IQ2KL_OFFSET.as_ptr().cast()))
+        let v = j / 2;
+        let lo = bits512(load64(b, iq2_kl::QS), 4 * v, 4 * v, 0x0F);
+        let qh = _mm512_broadcast_i32x4(load16(b, iq2_kl::QH));
+        let high = _mm512_test_epi8_mask(qh, _mm512_loadu_si512(IQ2KL_HBIT[v].as_ptr().cast()));
+        let g = _mm512_mask_add_epi8(lo, high, lo, _mm512_set1_epi8(16));
+        _mm512_permutexvar_epi8(g, _mm512_loadu_si512(IQ2KL_COORD_OFFSET[j % 2].as_ptr().cast()))
     }
+
+    const ACT: Option<&'static [u8; 256]> = Some(&IQ2KL_ACT);
 }
+
+/// Each coordinate of the 32 grid points offset by +128 (`[0]` first, `[1]` second; bytes
+/// 32..64 unused), for `vpermb`.
+static IQ2KL_COORD_OFFSET: [[u8; 64]; 2] = {
+    let mut t = [[0u8; 64]; 2];
+    let mut g = 0;
+    while g < 32 {
+        let (v0, v1) = iq2_kl::grid_point(g);
+        t[0][g] = (v0 as i32 + 128) as u8;
+        t[1][g] = (v1 as i32 + 128) as u8;
+        g += 1;
+    }
+    t
+};
+
+/// `vptestmb` masks for bit 4 of the grid indices: byte `k` = `1 << (2·(k/16) + v)` (the
+/// sub-block of lane `k / 16` for nibble `v`).
+static IQ2KL_HBIT: [[u8; 64]; 2] = {
+    let mut t = [[0u8; 64]; 2];
+    let mut v = 0;
+    while v < 2 {
+        let mut k = 0;
+        while k < 64 {
+            t[v][k] = 1 << (2 * (k / 16) + v);
+            k += 1;
+        }
+        v += 1;
+    }
+    t
+};
+
+/// IQ2_KL's activation order: vector `j` = coordinate `j % 2` of the pairs of sub-blocks
+/// `2i + j/2` (lane `i`): byte `64j + 16i + p` is quant `32·(2i + j/2) + 2p + j%2`.
+static IQ2KL_ACT: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut k = 0;
+    while k < 256 {
+        let (j, i, p) = (k / 64, k % 64 / 16, k % 16);
+        t[k] = (32 * (2 * i + j / 2) + 2 * p + j % 2) as u8;
+        k += 1;
+    }
+    t
+};
 
 /// Dword `2i`, `2i + 1` = `i`: the scale of each 16-weight half from the 32-weight sub-blocks'.
 static HALVES: [i32; 16] = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7];

@@ -143,6 +143,20 @@ pub(crate) const CRUMBS_PERM: [u8; 16] = [0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13
 pub(crate) const SPLIT_PERM: [u8; 16] = [0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15];
 /// `Low::NibblesPaired`: vector `j` = nibble `j % 2` of bytes `64·(j/2)..` (2 sub-blocks).
 pub(crate) const PAIRED_PERM: [u8; 16] = [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15];
+/// A permutation of 16-byte groups as one of the 256 quants.
+const fn expand(groups: [u8; 16]) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut p = 0;
+    while p < 256 {
+        t[p] = 16 * groups[p / 16] + (p % 16) as u8;
+        p += 1;
+    }
+    t
+}
+/// The activation orders of the three layouts, as `Kernels::act_perm` takes them.
+pub(crate) static CRUMBS_ACT: [u8; 256] = expand(CRUMBS_PERM);
+pub(crate) static SPLIT_ACT: [u8; 256] = expand(SPLIT_PERM);
+pub(crate) static PAIRED_ACT: [u8; 256] = expand(PAIRED_PERM);
 static CRUMBS_ORDER: Order = order(CRUMBS_PERM);
 static SPLIT_ORDER: Order = order(SPLIT_PERM);
 static PAIRED_ORDER: Order = order(PAIRED_PERM);
@@ -158,7 +172,7 @@ fn order_of(l: &Layout) -> &'static Order {
 
 /// The activation order of the AVX-512 dot of a K type (the halves' permutation, see [`Order`]);
 /// IQ4_KS and IQ4_KSS, whose dots work on the split nibble layout the same way, share IQ4_K's.
-pub fn act_perm(t: QType) -> &'static [u8; 16] {
+pub fn act_perm(t: QType) -> &'static [u8; 256] {
     let f = match t {
         QType::IQ4KS | QType::IQ4KSS => &k::IQ4K,
         QType::IQ2K => &k::IQ2K,
@@ -167,7 +181,11 @@ pub fn act_perm(t: QType) -> &'static [u8; 16] {
         QType::IQ5K => &k::IQ5K,
         _ => &k::IQ6K,
     };
-    &order_of(&f.layout).perm
+    match f.layout.low {
+        Low::Crumbs { .. } => &CRUMBS_ACT,
+        Low::NibblesSplit { .. } => &SPLIT_ACT,
+        Low::NibblesPaired { .. } => &PAIRED_ACT,
+    }
 }
 
 /// 64 bytes whose four 128-bit lanes are the 16-byte pieces of `b` at `off[i]`, with single
