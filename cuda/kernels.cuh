@@ -18,15 +18,33 @@
 
 namespace iqrs {
 
+// Tuning knobs of the mat-vec kernels, macros so that `scripts/cuda_lab.py` can time variants
+// without a Rust build; the defaults are what the library ships (the launch code in
+// rust/src/cuda/kernels.rs mirrors MMV_WARPS and the rows per warp).
+#ifndef IQRS_MMV_WARPS
+#define IQRS_MMV_WARPS 4
+#endif
+#ifndef IQRS_MMV_UNROLL1
+#define IQRS_MMV_UNROLL1 2  // units in flight per lane when a warp takes one row
+#endif
+#ifndef IQRS_MMV_ROWS1
+#define IQRS_MMV_ROWS1 1  // rows a warp takes for one vector (one-row types)
+#endif
+#ifndef IQRS_MMV_UNROLLR
+#define IQRS_MMV_UNROLLR 1  // ... when it takes several
+#endif
+
 /// Threads per block of the dequantize kernels (one unit each).
 constexpr int DEQUANT_THREADS = 256;
 /// Warps per block of the mat-vec kernels.
-constexpr int MMV_WARPS = 4;
+constexpr int MMV_WARPS = IQRS_MMV_WARPS;
+/// Units in flight per lane of a mat-vec warp that takes one row, and one that takes several.
+constexpr int MMV_UNROLL1 = IQRS_MMV_UNROLL1, MMV_UNROLLR = IQRS_MMV_UNROLLR;
 
 /// Rows each mat-vec warp handles for `nc` activation vectors. With several vectors the
 /// activations, not the weights, dominate the traffic to L1/L2 if they are read once per row;
 /// a warp that takes R rows reads them once per R rows (and holds them in registers).
-__host__ __device__ constexpr int mmv_rows_per_warp(int nc) { return nc == 1 ? 1 : nc <= 3 ? 2 : 4; }
+__host__ __device__ constexpr int mmv_rows_per_warp(int nc) { return nc == 1 ? IQRS_MMV_ROWS1 : nc <= 3 ? 2 : 4; }
 
 /// Rows each mat-vec warp of type `T` handles: a whole row group for the interleaved types (their
 /// rows' bytes of a unit are adjacent, so a group is read with wide loads), else as above.
@@ -87,6 +105,20 @@ __device__ __forceinline__ void dequantize(const uint8_t* __restrict__ w, size_t
     }
 }
 
+/// The exact integer sums of unit `x` against activation words `a`, `b` (its two 16-weight
+/// halves), scaled and added to `acc`.
+template <class T>
+__device__ __forceinline__ void mmv_accumulate(const Unit& x, const int4& a, const int4& b, float dy, float& acc) {
+    const int s0 = __dp4a(x.q[3], a.w, __dp4a(x.q[2], a.z, __dp4a(x.q[1], a.y, __dp4a(x.q[0], a.x, 0))));
+    const int s1 = __dp4a(x.q[7], b.w, __dp4a(x.q[6], b.z, __dp4a(x.q[5], b.y, __dp4a(x.q[4], b.x, 0))));
+    // |s| <= 32 * 127 * 128 < 2^22
+    if constexpr (T::SPLIT_SCALE) {
+        acc += dy * (x.d[0] * small_int_to_float(s0) + x.d[1] * small_int_to_float(s1));
+    } else {
+        acc += dy * x.d[0] * small_int_to_float(s0 + s1);
+    }
+}
+
 /// `out[c][row] = Σ_u W[row, unit u] · y[c, unit u]` for NC activation vectors quantized to Q8_1
 /// (`yq`: NC × units × 32 int8, `yd`: NC × units f32 scales). A warp takes R consecutive rows;
 /// lanes stride over the units (exact integer sums per unit with dp4a, f32 across units), then
@@ -102,7 +134,7 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
-#pragma unroll(R == 1 ? 2 : 1)  // one row: two units in flight per lane
+#pragma unroll(R == 1 ? MMV_UNROLL1 : MMV_UNROLLR)
     for (int u = threadIdx.x; u < units; u += 32) {
         int4 ya[NC], yb[NC];
         float dy[NC];
@@ -126,17 +158,7 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
                 x = T::unit(group_of<T>(w, row_bytes, row), 0, u);
             }
 #pragma unroll
-            for (int c = 0; c < NC; ++c) {
-                const int4 a = ya[c], b = yb[c];
-                const int s0 = __dp4a(x.q[3], a.w, __dp4a(x.q[2], a.z, __dp4a(x.q[1], a.y, __dp4a(x.q[0], a.x, 0))));
-                const int s1 = __dp4a(x.q[7], b.w, __dp4a(x.q[6], b.z, __dp4a(x.q[5], b.y, __dp4a(x.q[4], b.x, 0))));
-                // |s| <= 32 * 127 * 128 < 2^22
-                if constexpr (T::SPLIT_SCALE) {
-                    acc[r][c] += dy[c] * (x.d[0] * small_int_to_float(s0) + x.d[1] * small_int_to_float(s1));
-                } else {
-                    acc[r][c] += dy[c] * x.d[0] * small_int_to_float(s0 + s1);
-                }
-            }
+            for (int c = 0; c < NC; ++c) mmv_accumulate<T>(x, ya[c], yb[c], dy[c], acc[r][c]);
         }
     }
 #pragma unroll
@@ -174,6 +196,9 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
 
 /// Every entry point of a type: `iqrs_dequant_<name>_{f32,f16,bf16}`, `iqrs_mmv_<name>_{1..8}` and
 /// `iqrs_mm_<name>_{64,128}`.
+#ifdef IQRS_LAB_MMV_ONLY  // scripts/cuda_lab.py: the mat-vec kernels alone (faster to compile)
+#define IQRS_TYPE_KERNELS(name, T) IQRS_MMV_ENTRY(name, T, 1) IQRS_MMV_ENTRY(name, T, 2) IQRS_MMV_ENTRY(name, T, 4) IQRS_MMV_ENTRY(name, T, 8)
+#else
 #define IQRS_TYPE_KERNELS(name, T)                                                                                           \
     IQRS_DEQUANT_ENTRY(name, T, f32, float)                                                                                  \
     IQRS_DEQUANT_ENTRY(name, T, f16, __half)                                                                                 \
@@ -187,3 +212,4 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     IQRS_MMV_ENTRY(name, T, 7)                                                                                               \
     IQRS_MMV_ENTRY(name, T, 8)                                                                                               \
     IQRS_MM_KERNELS(name, T)
+#endif

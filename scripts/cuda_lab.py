@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Times variants of the mat-vec kernels (`iqrs_mmv_<type>_<nc>`, nc = 1, 2, 4, 8) without a Rust build.
+
+A developer's tool for tuning cuda/: the knobs in cuda/kernels.cuh are macros (`IQRS_MMV_*`), so a
+variant is a set of `-D` flags. Two steps, because the GPU machine has no Rust and the build
+machine no GPU:
+
+    # here: compile every variant's cubins (sm_90) into .lab/
+    python scripts/cuda_lab.py build --variant base= --variant u4=-DIQRS_MMV_UNROLL1=4
+    # on the GPU machine (cupy, and the iqrs wheel for quantizing the weights):
+    python scripts/cuda_lab.py time --types iq4_k,iq3_k [--nc 1,8]
+
+`time` quantizes a 1024 x COLS gaussian matrix with iqrs, tiles it to ROWS rows, rotates launches
+over copies larger than 4x the L2, and prints µs and GB/s of weight bytes per variant, type and
+number of vectors (median of the CUDA-event times), and whether each variant's output equals the
+first variant's bit for bit (the knobs leave every lane's order of additions alone). `build`
+adds its labels to those already in .lab/ (`--clean` starts afresh), so versions of the code
+itself compare too: build one under a label, change cuda/, build the other.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = ROOT / ".lab"
+SOURCES = ["k", "ks", "r4", "q8k"]
+
+
+def find_nvcc() -> str:
+    for cand in [os.environ.get("NVCC"), shutil.which("nvcc")]:
+        if cand:
+            return cand
+    import glob
+
+    hits = glob.glob(str(ROOT / ".venv/lib/python3*/site-packages/nvidia/cu13/bin/nvcc"))
+    if hits:
+        return hits[0]
+    sys.exit("cuda_lab: no nvcc (set NVCC, put it on PATH, or run scripts/setup.sh)")
+
+
+def build(args: argparse.Namespace) -> int:
+    nvcc = find_nvcc()
+    if args.clean and LAB.exists():
+        shutil.rmtree(LAB)
+    LAB.mkdir(exist_ok=True)
+    index = LAB / "variants.json"
+    variants = json.loads(index.read_text()) if index.exists() else []
+    for v in args.variant:
+        label, _, flags = v.partition("=")
+        out = LAB / label
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir()
+        procs = []
+        for src in SOURCES:
+            cmd = [nvcc, "-cubin", "-arch=sm_90", "-O3", "-std=c++17", "--expt-relaxed-constexpr", f"-I{ROOT / 'cuda'}",
+                   "-DIQRS_LAB_MMV_ONLY", *flags.split(), "-o", str(out / f"{src}.cubin"), str(ROOT / "cuda" / f"{src}.cu")]
+            procs.append(subprocess.Popen(cmd))
+        if any(p.wait() for p in procs):
+            return 1
+        variants = [x for x in variants if x["label"] != label] + [{"label": label, "flags": flags}]
+        print(f"built {label}: {flags or '(defaults)'}")
+    index.write_text(json.dumps(variants))
+    return 0
+
+
+def macro(flags: str, name: str, default: int) -> int:
+    for f in flags.split():
+        if f.startswith(f"-D{name}="):
+            return int(f.split("=", 1)[1])
+    return default
+
+
+def time_variants(args: argparse.Namespace) -> int:
+    import cupy as cp
+    import numpy as np
+
+    from iqrs import _iqrs
+
+    variants = json.loads((LAB / "variants.json").read_text())
+    family = {t: ("r4" if t.endswith("_r4") else "q8k" if t == "q8_k" else "ks" if "_ks" in t or t == "iq2_kl" else "k") for t in args.types.split(",")}
+    ncs = [int(n) for n in args.nc.split(",")]
+    rows, cols = args.rows, args.cols
+    units = cols // 32
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1024, cols)).astype(np.float32)
+    x[rng.random(x.shape) < 0.001] *= 8
+    yq = cp.asarray(rng.integers(-127, 128, max(ncs) * units * 32, dtype=np.int8))
+    yd = cp.asarray(rng.random(max(ncs) * units, dtype=np.float32) * 0.01 + 0.001)
+    l2 = cp.cuda.runtime.getDeviceProperties(0)["l2CacheSize"]
+    print(f"W {rows}x{cols}; L2 {l2 >> 20} MiB; median of {args.iters} launches, W rotated over copies > 4x L2")
+    print("type        nc" + "".join(f"{v['label']:>16}" for v in variants))
+    for t, fam in family.items():
+        q = _iqrs.quantize(x, t).reshape(1024, -1)
+        w = np.tile(q, (-(-rows // 1024), 1))[:rows]
+        nbytes = w.size
+        copies = max(2, -(-4 * l2 // nbytes) + 1)
+        ws = [cp.asarray(w) for _ in range(copies)]
+        row_bytes = q.shape[1]
+        for nc in ncs:
+            cells, ref = [], None
+            for v in variants:
+                mod = cp.RawModule(path=str(LAB / v["label"] / f"{fam}.cubin"))
+                f = mod.get_function(f"iqrs_mmv_{t}_{nc}")
+                warps = macro(v["flags"], "IQRS_MMV_WARPS", 4)
+                rpw = 4 if t.endswith("_r4") else macro(v["flags"], "IQRS_MMV_ROWS1", 1) if nc == 1 else 2 if nc <= 3 else 4
+                grid = (-(-rows // (warps * rpw)),)
+                out = cp.full(nc * rows, np.nan, dtype=cp.float32)
+                argv = lambda i: (ws[i % copies], np.uint64(row_bytes), np.int32(rows), np.int32(units), yq, yd, out, np.int32(0))
+                for i in range(copies):
+                    f(grid, (32, warps), argv(i))
+                cp.cuda.Device().synchronize()
+                res = cp.asnumpy(out)
+                if np.isnan(res).any():
+                    sys.exit(f"{v['label']} {t} nc={nc}: output not fully written")
+                same = "" if ref is None else ("" if np.array_equal(res.view(np.uint32), ref.view(np.uint32)) else "!")
+                if ref is None:
+                    ref = res
+                ev = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(args.iters)]
+                for i, (a, b) in enumerate(ev):
+                    a.record()
+                    f(grid, (32, warps), argv(i))
+                    b.record()
+                b.synchronize()
+                us = statistics.median(cp.cuda.get_elapsed_time(a, b) * 1e3 for a, b in ev)
+                cells.append(f"{us:7.1f}/{nbytes / us / 1e3:5.0f}{same:1}")
+            print(f"{t:12}{nc:2}" + "".join(f"{c:>16}" for c in cells), flush=True)
+    print("(µs / GB/s; '!' = output differs from the first variant's)")
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--variant", action="append", required=True, help="label=nvcc flags (e.g. u4=-DIQRS_MMV_UNROLL1=4)")
+    b.add_argument("--clean", action="store_true", help="drop the variants built before")
+    t = sub.add_parser("time")
+    t.add_argument("--types", required=True)
+    t.add_argument("--rows", type=int, default=28672)
+    t.add_argument("--cols", type=int, default=8192)
+    t.add_argument("--iters", type=int, default=30)
+    t.add_argument("--nc", default="1", help="comma-separated vector counts (of 1, 2, 4, 8)")
+    args = p.parse_args()
+    return build(args) if args.cmd == "build" else time_variants(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
