@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::arch;
+use crate::arch::{self, all_finite};
 use crate::error::{IqError, Result};
 use crate::quants::r4;
 use crate::registry::{QType, QK_K};
@@ -120,11 +120,6 @@ pub fn quantize_into(t: QType, x: &[f32], rows: usize, cols: usize, imatrix: Opt
 /// values, and sums of squares must stay finite); Q8_K takes any finite value.
 pub const MAX_ABS: f32 = 1e15;
 
-/// Whether every value is finite (branch-free, so it vectorizes).
-fn all_finite(x: &[f32]) -> bool {
-    const EXP: u32 = 0x7f80_0000;
-    x.iter().fold(0u32, |acc, v| acc | ((v.to_bits() & EXP) == EXP) as u32) == 0
-}
 
 /// Decodes a tensor to row-major f32.
 pub fn dequantize(t: QType, data: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>> {

@@ -110,8 +110,17 @@ fn extreme_activations_are_exact() {
 
 #[test]
 fn q8k_quantizer_rounds_ties_to_even_on_every_isa() {
-    // amax = 127 makes the inverse scale exactly 1: every x.5 is a tie
-    let x: Vec<f32> = (0..2 * QK_K).map(|i| if i % 97 == 0 { 127.0 } else { (i % 254) as f32 - 127.0 + 0.5 }).collect();
+    // amax = 127 makes the inverse scale exactly 1: every x.5 is a tie; then a block of zeros,
+    // and one of wide magnitudes with its largest value negative (quants of -127, sums near the
+    // i16 limits of a group: 16 · ±127)
+    let mut x: Vec<f32> = (0..2 * QK_K).map(|i| if i % 97 == 0 { 127.0 } else { (i % 254) as f32 - 127.0 + 0.5 }).collect();
+    x.extend(std::iter::repeat_n(0.0, QK_K));
+    x.extend((0..QK_K).map(|i| match i % 5 {
+        0 => -3e30,
+        1 => 1e-30,
+        _ if i < 32 => 2.9e30,
+        _ => (i as f32 - 128.0) * 1e27,
+    }));
     let scalar = arch::kernels_for(QType::Q8K, Isa::Scalar);
     let mut want = vec![0u8; QType::Q8K.row_size(x.len())];
     (scalar.quantize)(&x, x.len(), None, &mut want);

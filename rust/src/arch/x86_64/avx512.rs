@@ -340,25 +340,42 @@ pub fn q8_k_dequantize(src: &[u8], out: &mut [f32]) {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn q8_k_quantize_impl(x: &[f32], out: &mut [u8]) {
+    // bsums: the quants + 128 summed 8 at a time by `vpsadbw`, the two halves of each group of
+    // 16 added, the groups put in order; 16 · 128 comes off again.
+    let pairs = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    let bias = _mm_set1_epi16(16 * 128);
+    let order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     for (xb, ob) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(q8k::BLOCK_BYTES)) {
         let xb = &xb[..QK_K];
+        let mut v = [_mm512_setzero_ps(); 16];
         let mut m = _mm512_setzero_ps();
-        for k in 0..16 {
-            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(xb.as_ptr().add(16 * k))));
+        for (k, vk) in v.iter_mut().enumerate() {
+            *vk = _mm512_loadu_ps(xb.as_ptr().add(16 * k));
+            m = _mm512_max_ps(m, _mm512_abs_ps(*vk));
         }
         let amax = _mm512_reduce_max_ps(m);
         let d = amax / 127.0;
         let id = _mm512_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
-        let mut total = 0i32;
-        for k in 0..16 {
-            // round half to even (the default MXCSR mode), then clamp like the scalar code
-            let q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb.as_ptr().add(16 * k)), id));
-            let q = _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128));
-            _mm_storeu_si128(ob[q8k::QS + 16 * k..q8k::QS + 16 * k + 16].as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q));
-            let bsum = _mm512_reduce_add_epi32(q);
-            ob[q8k::BSUMS + 2 * k..q8k::BSUMS + 2 * k + 2].copy_from_slice(&(bsum as i16).to_le_bytes());
-            total += bsum;
+        let mut sums = [_mm512_setzero_si512(); 4];
+        for (j, sj) in sums.iter_mut().enumerate() {
+            // round half to even (the default MXCSR mode), then saturate to [-128, 127] as the
+            // scalar code clamps
+            // (two saturating packs: lane l of the result holds words l of q0, q1, q2, q3, put
+            // back in order by one dword permute)
+            let q: [__m512i; 4] = std::array::from_fn(|i| _mm512_cvtps_epi32(_mm512_mul_ps(v[4 * j + i], id)));
+            let p = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
+            let z = _mm512_permutexvar_epi32(order, p);
+            _mm512_storeu_si512(ob[q8k::QS + 64 * j..q8k::QS + 64 * j + 64].as_mut_ptr().cast(), z);
+            let s = _mm512_sad_epu8(_mm512_xor_si512(z, _mm512_set1_epi8(-128)), _mm512_setzero_si512());
+            *sj = _mm512_add_epi64(s, _mm512_shuffle_epi32::<0b01_00_11_10>(s));
         }
+        let g0 = _mm512_permutex2var_epi64(sums[0], pairs, sums[1]);
+        let g1 = _mm512_permutex2var_epi64(sums[2], pairs, sums[3]);
+        let b0 = _mm_sub_epi16(_mm512_cvtepi64_epi16(g0), bias);
+        let b1 = _mm_sub_epi16(_mm512_cvtepi64_epi16(g1), bias);
+        _mm_storeu_si128(ob[q8k::BSUMS..q8k::BSUMS + 16].as_mut_ptr().cast(), b0);
+        _mm_storeu_si128(ob[q8k::BSUMS + 16..q8k::BSUMS + 32].as_mut_ptr().cast(), b1);
+        let total = _mm512_reduce_add_epi64(_mm512_add_epi64(g0, g1)) as i32 - 16 * 16 * 128;
         ob[0..4].copy_from_slice(&d.to_le_bytes());
         ob[4..8].copy_from_slice(&(d * total as f32).to_le_bytes());
     }

@@ -205,6 +205,29 @@ pub fn byte_sum_avx2(b: &[u8]) -> u64 {
     unsafe { imp(b) }
 }
 
+/// [`super::all_finite`] with AVX2: the largest magnitude's bits, compared once at the end
+/// (the bits of |x| order like its values, and every inf or NaN is above every finite value).
+pub fn all_finite_avx2(x: &[f32]) -> bool {
+    use std::arch::x86_64::*;
+    #[target_feature(enable = "avx2")]
+    unsafe fn imp(x: &[f32]) -> bool {
+        let abs = _mm256_set1_epi32(0x7fff_ffff);
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let mut chunks = x.chunks_exact(32);
+        for c in &mut chunks {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let v = _mm256_loadu_si256(c[8 * k..].as_ptr().cast());
+                *a = _mm256_max_epu32(*a, _mm256_and_si256(v, abs));
+            }
+        }
+        let m = _mm256_max_epu32(_mm256_max_epu32(acc[0], acc[1]), _mm256_max_epu32(acc[2], acc[3]));
+        let over = _mm256_cmpgt_epi32(m, _mm256_set1_epi32(0x7f7f_ffff));
+        _mm256_testz_si256(over, over) == 1 && super::all_finite_scalar(chunks.remainder())
+    }
+    // SAFETY: handed out only when AVX2 is present.
+    unsafe { imp(x) }
+}
+
 /// The quantizers' lane-parallel scale-search sums for an ISA (AVX-512).
 pub fn pm_sums_kernel(isa: Isa) -> Option<super::PmSumsFn> {
     (isa == Isa::Avx512).then_some(avx512::search::pm_sums_checked as super::PmSumsFn)
