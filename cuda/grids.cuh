@@ -48,6 +48,18 @@ __device__ __forceinline__ void iq5nl_table(uint32_t (&t)[2][4]) {
     t[1][3] = pack4(87, 97, 109, 121);
 }
 
+/// The iq5nl half a shift bit selects (the shifted half is the plain one + 2).
+__device__ __forceinline__ void iq5nl_table(uint32_t shifted, uint32_t (&t)[2][4]) {
+    t[0][0] = shifted ? pack4(-124, -112, -101, -90) : pack4(-126, -114, -103, -92);
+    t[0][1] = shifted ? pack4(-81, -72, -63, -55) : pack4(-83, -74, -65, -57);
+    t[0][2] = shifted ? pack4(-48, -41, -34, -28) : pack4(-50, -43, -36, -30);
+    t[0][3] = shifted ? pack4(-22, -16, -10, -4) : pack4(-24, -18, -12, -6);
+    t[1][0] = shifted ? pack4(1, 7, 13, 19) : pack4(-1, 5, 11, 17);
+    t[1][1] = shifted ? pack4(25, 31, 38, 45) : pack4(23, 29, 36, 43);
+    t[1][2] = shifted ? pack4(53, 61, 70, 79) : pack4(51, 59, 68, 77);
+    t[1][3] = shifted ? pack4(89, 99, 111, 123) : pack4(87, 97, 109, 121);
+}
+
 /// iq6nl, plain half (64 entries).
 __device__ __forceinline__ void iq6nl_table(uint32_t (&t)[4][4]) {
     t[0][0] = pack4(-127, -121, -115, -109);
@@ -68,25 +80,19 @@ __device__ __forceinline__ void iq6nl_table(uint32_t (&t)[4][4]) {
     t[3][3] = pack4(103, 109, 115, 121);
 }
 
-/// The IQ2_KL 2-D grid (FORMATS.md §14): first coordinates of the 32 points (`t[0]`), second
-/// coordinates (`t[1]`).
-__device__ __forceinline__ void iq2kl_table(uint32_t (&t)[2][2][4]) {
-    t[0][0][0] = pack4(-63, -63, -40, -40);
-    t[0][0][1] = pack4(-40, -40, -23, -23);
-    t[0][0][2] = pack4(-23, -23, -23, -10);
-    t[0][0][3] = pack4(-10, -10, -10, 1);
-    t[0][1][0] = pack4(1, 1, 1, 1);
-    t[0][1][1] = pack4(13, 13, 13, 13);
-    t[0][1][2] = pack4(13, 28, 28, 28);
-    t[0][1][3] = pack4(28, 28, 47, 47);
-    t[1][0][0] = pack4(-23, 13, -63, -10);
-    t[1][0][1] = pack4(13, 47, -40, -23);
-    t[1][0][2] = pack4(1, 13, 28, -63);
-    t[1][0][3] = pack4(1, 13, 47, -23);
-    t[1][1][0] = pack4(-10, 1, 13, 28);
-    t[1][1][1] = pack4(-40, -23, -10, 1);
-    t[1][1][2] = pack4(13, -63, -23, 1);
-    t[1][1][3] = pack4(28, 47, -23, 13);
+/// The IQ2_KL 2-D grid (FORMATS.md §14) as codes (`t[g / 16][g / 4 % 4]` byte g % 4): the index of point g's
+/// first coordinate in the plain iq3nl half in the low nibble, of its second in the high nibble,
+/// so the codes of two consecutive points, as 16 bits, are the `prmt` selector of their four
+/// values in that half.
+__device__ __forceinline__ void iq2kl_codes(uint32_t (&t)[2][4]) {
+    t[0][0] = 0x31015020u;
+    t[0][1] = 0x22127151u;
+    t[0][2] = 0x03625242u;
+    t[0][3] = 0x24735343u;
+    t[1][0] = 0x64544434u;
+    t[1][1] = 0x45352515u;
+    t[1][2] = 0x46260655u;
+    t[1][3] = 0x57277666u;
 }
 
 /// 5-bit indices in a 32-entry table: the low 4 bits in the nibbles of `c` (as for `lookup16`),
@@ -119,18 +125,22 @@ __device__ __forceinline__ void iq3nl_values(const uint32_t (&idx)[8], uint32_t 
 }
 
 /// Values of 4-bit indices in nibble-pair words (iq4k; IQ4_K), the halves shifted by `sh0`/`sh1`.
+/// The shift (+4) is a plain add of the words: no plain iq4k value, as a byte, is above 0xF6, so
+/// no byte carries into the next.
 __device__ __forceinline__ void iq4k_values(const uint32_t (&c)[4], uint32_t sh0, uint32_t sh1, Unit& x) {
     uint32_t t[4];
     iq4k_table(0, t);
+    const uint32_t a0 = sh0 * 0x04040404u, a1 = sh1 * 0x04040404u;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
         lookup16(c[k], t, x.q[k], x.q[k + 4]);
-        x.q[k] = add_i8x4(x.q[k], 4 * sh0);
-        x.q[k + 4] = add_i8x4(x.q[k + 4], 4 * sh1);
+        x.q[k] = int(uint32_t(x.q[k]) + a0);
+        x.q[k + 4] = int(uint32_t(x.q[k + 4]) + a1);
     }
 }
 
-/// Values of 5-bit indices (iq5nl; IQ5_K, IQ5_KS): nibble-pair words and bit 4 in `h`.
+/// Values of 5-bit indices (iq5nl; IQ5_K, IQ5_KS): nibble-pair words and bit 4 in `h`. (The
+/// plain half holds -1, so the shift, +2, is added byte by byte.)
 __device__ __forceinline__ void iq5nl_values(const uint32_t (&c)[4], const uint32_t (&h)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
     uint32_t t[2][4];
     iq5nl_table(t);
@@ -167,8 +177,9 @@ __device__ __forceinline__ void iq6nl_values(const uint32_t (&c)[4], const uint3
     for (int k = 0; k < 4; ++k) {
         const uint32_t lo = (c[k] & 0x0F0F0F0Fu) | (h[k] & 0x03030303u) << 4;
         const uint32_t hi = ((c[k] >> 4) & 0x0F0F0F0Fu) | (h[k + 4] & 0x03030303u) << 4;
-        x.q[k] = add_i8x4(lookup64(lo, tw), sh0);
-        x.q[k + 4] = add_i8x4(lookup64(hi, tw), sh1);
+        // the shift (+1) as a plain add: no plain iq6nl value is -1, so no byte carries
+        x.q[k] = int(lookup64(lo, tw) + sh0 * 0x01010101u);
+        x.q[k + 4] = int(lookup64(hi, tw) + sh1 * 0x01010101u);
     }
 }
 

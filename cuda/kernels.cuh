@@ -196,8 +196,10 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
 
 /// Every entry point of a type: `iqrs_dequant_<name>_{f32,f16,bf16}`, `iqrs_mmv_<name>_{1..8}` and
 /// `iqrs_mm_<name>_{64,128}`.
-#ifdef IQRS_LAB_MMV_ONLY  // scripts/cuda_lab.py: the mat-vec kernels alone (faster to compile)
-#define IQRS_TYPE_KERNELS(name, T) IQRS_MMV_ENTRY(name, T, 1) IQRS_MMV_ENTRY(name, T, 2) IQRS_MMV_ENTRY(name, T, 4) IQRS_MMV_ENTRY(name, T, 8)
+#ifdef IQRS_LAB  // scripts/cuda_lab.py: the kernels it times alone (faster to compile)
+#define IQRS_TYPE_KERNELS(name, T)                                                                                           \
+    IQRS_DEQUANT_ENTRY(name, T, bf16, __nv_bfloat16)                                                                         \
+    IQRS_MMV_ENTRY(name, T, 1) IQRS_MMV_ENTRY(name, T, 2) IQRS_MMV_ENTRY(name, T, 4) IQRS_MMV_ENTRY(name, T, 8)
 #else
 #define IQRS_TYPE_KERNELS(name, T)                                                                                           \
     IQRS_DEQUANT_ENTRY(name, T, f32, float)                                                                                  \

@@ -150,10 +150,11 @@ struct IQ2KL {
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
         const int ib = u & 7;
-        uint32_t g[4], h[4], t[2][2][4];
+        uint32_t g[4], h[4], codes[2][4];
         ld_words(b + 6 + 16 * (ib >> 1), g);  // pairs 4k..4k+3 in word k
         ld_words(b + 70, h);
-        iq2kl_table(t);
+        iq2kl_codes(codes);
+        const uint32_t v0 = pack4(-63, -40, -23, -10), v1 = pack4(1, 13, 28, 47);  // plain iq3nl
         Unit x;
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
@@ -161,14 +162,13 @@ struct IQ2KL {
             const int s = 4 * (ib & 1);
             const uint32_t c = ((g[k] >> s) & 0x0F0F0F0Fu) | (((g[k + 2] >> s) << 4) & 0xF0F0F0F0u);
             const uint32_t hlo = (h[k] >> ib) & 0x01010101u, hhi = (h[k + 2] >> ib) & 0x01010101u;
-            int v0lo, v0hi, v1lo, v1hi;  // first / second coordinates
-            lookup32(c, hlo, hhi, t[0], v0lo, v0hi);
-            lookup32(c, hlo, hhi, t[1], v1lo, v1hi);
-            // Pair p gives weights 2p, 2p + 1.
-            x.q[2 * k] = int(prmt(v0lo, v1lo, 0x5140));
-            x.q[2 * k + 1] = int(prmt(v0lo, v1lo, 0x7362));
-            x.q[2 * k + 4] = int(prmt(v0hi, v1hi, 0x5140));
-            x.q[2 * k + 5] = int(prmt(v0hi, v1hi, 0x7362));
+            int lo, hi;  // the codes of pairs 4k..4k+3, 4k+8..4k+11
+            lookup32(c, hlo, hhi, codes, lo, hi);
+            // Two pairs' codes are the selector of their four values (weights 2p..2p+3).
+            x.q[2 * k] = int(prmt(v0, v1, lo));
+            x.q[2 * k + 1] = int(prmt(v0, v1, uint32_t(lo) >> 16));
+            x.q[2 * k + 4] = int(prmt(v0, v1, hi));
+            x.q[2 * k + 5] = int(prmt(v0, v1, uint32_t(hi) >> 16));
         }
         const int l = int(((__ldg(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((ld_u16(b) >> (2 * ib)) & 3) << 4) - 32;
         x.d[0] = x.d[1] = ld_f16(row) * small_int_to_float(l);

@@ -32,14 +32,27 @@
 
 namespace iqrs {
 
-/// Regroups the words W_0..W_3 of the 4-bit layout of one row and sub-block (W0: weights 0..3 |
-/// 8..11 in low | high nibbles, W1: 16..19 | 24..27, W2: 4..7 | 12..15, W3: 20..23 | 28..31) as
-/// nibble-pair words (grids.cuh).
-__device__ __forceinline__ void r4_nibble_pairs(const uint32_t (&w)[4], uint32_t (&c)[4]) {
-    c[0] = (w[0] & 0x0F0F0F0Fu) | ((w[1] << 4) & 0xF0F0F0F0u);
-    c[1] = (w[2] & 0x0F0F0F0Fu) | ((w[3] << 4) & 0xF0F0F0F0u);
-    c[2] = ((w[0] >> 4) & 0x0F0F0F0Fu) | (w[1] & 0xF0F0F0F0u);
-    c[3] = ((w[2] >> 4) & 0x0F0F0F0Fu) | (w[3] & 0xF0F0F0F0u);
+/// Looks up the words W_0..W_3 of the 4-bit layout of one row and sub-block as they are (W0:
+/// weights 0..3 | 8..11 in low | high nibbles, W1: 16..19 | 24..27, W2: 4..7 | 12..15, W3:
+/// 20..23 | 28..31): W0 and W2 hold the unit's first half, W1 and W3 its second, so each half
+/// is looked up in its own table (`t0`, `t1`: a shifted half needs no add afterwards).
+__device__ __forceinline__ void r4_lookup16(const uint32_t (&w)[4], const uint32_t (&t0)[4], const uint32_t (&t1)[4], Unit& x) {
+    lookup16(w[0], t0, x.q[0], x.q[2]);
+    lookup16(w[2], t0, x.q[1], x.q[3]);
+    lookup16(w[1], t1, x.q[4], x.q[6]);
+    lookup16(w[3], t1, x.q[5], x.q[7]);
+}
+
+/// As [`r4_lookup16`] for 5-bit indices, bit 4 of each weight from the row's qh word `hw`: bit 4
+/// of weights 4m..4m+3 is bit (0, 4, 1, 5, 2, 6, 3, 7)[m] of its bytes.
+__device__ __forceinline__ void r4_lookup32(const uint32_t (&w)[4], uint32_t hw, const uint32_t (&t0)[2][4], const uint32_t (&t1)[2][4], Unit& x) {
+    uint32_t h[8];
+#pragma unroll
+    for (int m = 0; m < 8; ++m) h[m] = (hw >> (m / 2 + 4 * (m % 2))) & 0x01010101u;
+    lookup32(w[0], h[0], h[2], t0, x.q[0], x.q[2]);
+    lookup32(w[2], h[1], h[3], t0, x.q[1], x.q[3]);
+    lookup32(w[1], h[4], h[6], t1, x.q[4], x.q[6]);
+    lookup32(w[3], h[5], h[7], t1, x.q[5], x.q[7]);
 }
 
 /// The index words of the 2-bit layout of one row from its words at qs + 32·ib (`lo`) and 16 on (`hi`).
@@ -188,18 +201,39 @@ struct IQ45KR4 {
     using Scales = R4Scales<R4High::Two>;
 
     /// `w`: the row's words W_0..W_3; `hw`: its qh word (IQ5: bit k of byte i is index bit 4 of
-    /// weight i + (0, 8, 16, 24, 4, 12, 20, 28)[k]).
+    /// weight i + (0, 8, 16, 24, 4, 12, 20, 28)[k]). `SELECT`: each half looked up in its own
+    /// (plain or shifted) table — in the mat-vec loop the tables are constants held in registers,
+    /// so that is a select a word; else (one decode a thread: dequantize, fused) the plain table
+    /// and the shift added to the values.
+    template <bool SELECT>
     static __device__ __forceinline__ Unit decode(const Scales& s, int r, const uint32_t (&w)[4], uint32_t hw) {
-        uint32_t c[4];
-        r4_nibble_pairs(w, c);
         Unit x;
+        const uint32_t sh0 = s.shift(r, 0), sh1 = s.shift(r, 1);
         if constexpr (QH == 0) {
-            iq4k_values(c, s.shift(r, 0), s.shift(r, 1), x);
-        } else {
-            uint32_t h[8];  // bit 4 of weights 4m..4m+3 is bit (0, 4, 1, 5, 2, 6, 3, 7)[m]
+            uint32_t t0[4], t1[4];
+            iq4k_table(SELECT && sh0, t0);
+            iq4k_table(SELECT && sh1, t1);
+            r4_lookup16(w, t0, t1, x);
+            if constexpr (!SELECT) {
+                // +4 as a plain add: no plain iq4k value, as a byte, is above 0xF6 (no carries)
 #pragma unroll
-            for (int m = 0; m < 8; ++m) h[m] = (hw >> (m / 2 + 4 * (m % 2))) & 0x01010101u;
-            iq5nl_values(c, h, s.shift(r, 0), s.shift(r, 1), x);
+                for (int k = 0; k < 4; ++k) {
+                    x.q[k] = int(uint32_t(x.q[k]) + sh0 * 0x04040404u);
+                    x.q[k + 4] = int(uint32_t(x.q[k + 4]) + sh1 * 0x04040404u);
+                }
+            }
+        } else {
+            uint32_t t0[2][4], t1[2][4];
+            iq5nl_table(SELECT && sh0, t0);
+            iq5nl_table(SELECT && sh1, t1);
+            r4_lookup32(w, hw, t0, t1, x);
+            if constexpr (!SELECT) {
+#pragma unroll
+                for (int k = 0; k < 4; ++k) {
+                    x.q[k] = add_i8x4(x.q[k], 2 * sh0);
+                    x.q[k + 4] = add_i8x4(x.q[k + 4], 2 * sh1);
+                }
+            }
         }
         s.scales(r, x);
         return x;
@@ -211,7 +245,7 @@ struct IQ45KR4 {
         uint32_t w[4];
 #pragma unroll
         for (int c = 0; c < 4; ++c) w[c] = row_word(b + 64 + 64 * ib + 16 * c, r);
-        return decode(Scales(b, ib, 32), r, w, QH ? row_word(b + QH + 16 * ib, r) : 0u);
+        return decode<false>(Scales(b, ib, 32), r, w, QH ? row_word(b + QH + 16 * ib, r) : 0u);
     }
 
     static __device__ __forceinline__ void group_units(const uint8_t* __restrict__ group, int u, Unit (&x)[4]) {
@@ -225,7 +259,7 @@ struct IQ45KR4 {
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
             const uint32_t w[4] = {word_of(q[0], r), word_of(q[1], r), word_of(q[2], r), word_of(q[3], r)};
-            x[r] = decode(s, r, w, word_of(h, r));
+            x[r] = decode<true>(s, r, w, word_of(h, r));
         }
     }
 };
@@ -243,21 +277,26 @@ struct KSR4 {
     /// The R4 block of unit u (after the 4 row scales).
     static __device__ __forceinline__ const uint8_t* block(const uint8_t* group, int u) { return group + 16 + (u >> 3) * 4 * BASE_BYTES; }
 
-    /// `w`: the row's words W_0..W_3; `hw`: its qh word (as IQ5_K_R4's).
+    /// `w`: the row's words W_0..W_3; `hw`: its qh word (as IQ5_K_R4's); `SELECT` as for
+    /// IQ5_K_R4 (IQ4_KS_R4 always selects its table: one shift for the whole unit).
+    template <bool SELECT>
     static __device__ __forceinline__ Unit decode(float row_scale, uint32_t sbyte, const uint32_t (&w)[4], uint32_t hw) {
-        uint32_t c[4];
-        r4_nibble_pairs(w, c);
+        Unit x;
         if constexpr (QH == 0) {
-            return iq4ks_unit(row_scale, sbyte, c);
+            uint32_t t[4];
+            iq4k_table(sbyte & 1, t);
+            r4_lookup16(w, t, t, x);
         } else {
-            uint32_t h[8];  // bit 4 of weights 4m..4m+3 is bit (0, 4, 1, 5, 2, 6, 3, 7)[m]
+            uint32_t t[2][4];
+            iq5nl_table(SELECT && (sbyte & 1), t);
+            r4_lookup32(w, hw, t, t, x);
+            if constexpr (!SELECT) {
 #pragma unroll
-            for (int m = 0; m < 8; ++m) h[m] = (hw >> (m / 2 + 4 * (m % 2))) & 0x01010101u;
-            Unit x;
-            iq5nl_values(c, h, sbyte & 1, sbyte & 1, x);
-            x.d[0] = x.d[1] = row_scale * small_int_to_float(int(sbyte & 0xFE) - 127);
-            return x;
+                for (int k = 0; k < 8; ++k) x.q[k] = add_i8x4(x.q[k], 2 * (sbyte & 1));
+            }
         }
+        x.d[0] = x.d[1] = row_scale * small_int_to_float(int(sbyte & 0xFE) - 127);
+        return x;
     }
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ group, int r, int u) {
@@ -266,7 +305,7 @@ struct KSR4 {
         uint32_t w[4];
 #pragma unroll
         for (int c = 0; c < 4; ++c) w[c] = row_word(b + 32 + 64 * ib + 16 * c, r);
-        return decode(ld_f32(group + 4 * r), __ldg(b + 4 * ib + r), w, QH ? row_word(b + QH + 16 * ib, r) : 0u);
+        return decode<false>(ld_f32(group + 4 * r), __ldg(b + 4 * ib + r), w, QH ? row_word(b + QH + 16 * ib, r) : 0u);
     }
 
     static __device__ __forceinline__ void group_units(const uint8_t* __restrict__ group, int u, Unit (&x)[4]) {
@@ -281,7 +320,7 @@ struct KSR4 {
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
             const uint32_t w[4] = {word_of(q[0], r), word_of(q[1], r), word_of(q[2], r), word_of(q[3], r)};
-            x[r] = decode(__uint_as_float(word_of(d, r)), (sb >> (8 * r)) & 0xFF, w, word_of(h, r));
+            x[r] = decode<true>(__uint_as_float(word_of(d, r)), (sb >> (8 * r)) & 0xFF, w, word_of(h, r));
         }
     }
 };

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Times variants of the mat-vec kernels (`iqrs_mmv_<type>_<nc>`, nc = 1, 2, 4, 8) without a Rust build.
+"""Times variants of the mat-vec kernels (`iqrs_mmv_<type>_<nc>`, nc = 1, 2, 4, 8) and the bf16
+dequantize kernels (`iqrs_dequant_<type>_bf16`) without a Rust build.
 
 A developer's tool for tuning cuda/: the knobs in cuda/kernels.cuh are macros (`IQRS_MMV_*`), so a
 variant is a set of `-D` flags. Two steps, because the GPU machine has no Rust and the build
@@ -8,11 +9,12 @@ machine no GPU:
     # here: compile every variant's cubins (sm_90) into .lab/
     python scripts/cuda_lab.py build --variant base= --variant u4=-DIQRS_MMV_UNROLL1=4
     # on the GPU machine (cupy, and the iqrs wheel for quantizing the weights):
-    python scripts/cuda_lab.py time --types iq4_k,iq3_k [--nc 1,8]
+    python scripts/cuda_lab.py time --types iq4_k,iq3_k [--nc 1,8] [--dequant]
 
 `time` quantizes a 1024 x COLS gaussian matrix with iqrs, tiles it to ROWS rows, rotates launches
 over copies larger than 4x the L2, and prints µs and GB/s of weight bytes per variant, type and
-number of vectors (median of the CUDA-event times), and whether each variant's output equals the
+number of vectors (with `--dequant` also the bf16 dequantize, GB/s of weights read; median of
+the CUDA-event times), and whether each variant's output equals the
 first variant's bit for bit (the knobs leave every lane's order of additions alone). `build`
 adds its labels to those already in .lab/ (`--clean` starts afresh), so versions of the code
 itself compare too: build one under a label, change cuda/, build the other.
@@ -61,7 +63,7 @@ def build(args: argparse.Namespace) -> int:
         procs = []
         for src in SOURCES:
             cmd = [nvcc, "-cubin", "-arch=sm_90", "-O3", "-std=c++17", "--expt-relaxed-constexpr", f"-I{ROOT / 'cuda'}",
-                   "-DIQRS_LAB_MMV_ONLY", *flags.split(), "-o", str(out / f"{src}.cubin"), str(ROOT / "cuda" / f"{src}.cu")]
+                   "-DIQRS_LAB", *flags.split(), "-o", str(out / f"{src}.cubin"), str(ROOT / "cuda" / f"{src}.cu")]
             procs.append(subprocess.Popen(cmd))
         if any(p.wait() for p in procs):
             return 1
@@ -104,35 +106,42 @@ def time_variants(args: argparse.Namespace) -> int:
         copies = max(2, -(-4 * l2 // nbytes) + 1)
         ws = [cp.asarray(w) for _ in range(copies)]
         row_bytes = q.shape[1]
-        for nc in ncs:
+        for nc in ncs + (["dq"] if args.dequant else []):
             cells, ref = [], None
             for v in variants:
                 mod = cp.RawModule(path=str(LAB / v["label"] / f"{fam}.cubin"))
-                f = mod.get_function(f"iqrs_mmv_{t}_{nc}")
-                warps = macro(v["flags"], "IQRS_MMV_WARPS", 4)
-                rpw = 4 if t.endswith("_r4") else macro(v["flags"], "IQRS_MMV_ROWS1", 1) if nc == 1 else 2 if nc <= 3 else 4
-                grid = (-(-rows // (warps * rpw)),)
-                out = cp.full(nc * rows, np.nan, dtype=cp.float32)
-                argv = lambda i: (ws[i % copies], np.uint64(row_bytes), np.int32(rows), np.int32(units), yq, yd, out, np.int32(0))
+                if nc == "dq":
+                    f = mod.get_function(f"iqrs_dequant_{t}_bf16")
+                    grid, block = (-(-rows * units // 256),), (256,)
+                    out = cp.full(rows * cols, 0x7FC1, dtype=cp.uint16)  # a bf16 NaN: poison
+                    argv = lambda i: (ws[i % copies], np.uint64(row_bytes), np.int32(rows), np.int32(units), out)
+                else:
+                    f = mod.get_function(f"iqrs_mmv_{t}_{nc}")
+                    warps = macro(v["flags"], "IQRS_MMV_WARPS", 4)
+                    rpw = 4 if t.endswith("_r4") else macro(v["flags"], "IQRS_MMV_ROWS1", 1) if nc == 1 else 2 if nc <= 3 else 4
+                    grid, block = (-(-rows // (warps * rpw)),), (32, warps)
+                    out = cp.full(nc * rows, np.nan, dtype=cp.float32)
+                    argv = lambda i: (ws[i % copies], np.uint64(row_bytes), np.int32(rows), np.int32(units), yq, yd, out, np.int32(0))
                 for i in range(copies):
-                    f(grid, (32, warps), argv(i))
+                    f(grid, block, argv(i))
                 cp.cuda.Device().synchronize()
                 res = cp.asnumpy(out)
-                if np.isnan(res).any():
+                if (res == 0x7FC1).any() if nc == "dq" else np.isnan(res).any():
                     sys.exit(f"{v['label']} {t} nc={nc}: output not fully written")
-                same = "" if ref is None else ("" if np.array_equal(res.view(np.uint32), ref.view(np.uint32)) else "!")
+                res = res.view(np.uint16 if nc == "dq" else np.uint32)
+                same = "" if ref is None else ("" if np.array_equal(res, ref) else "!")
                 if ref is None:
                     ref = res
                 ev = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(args.iters)]
                 for i, (a, b) in enumerate(ev):
                     a.record()
-                    f(grid, (32, warps), argv(i))
+                    f(grid, block, argv(i))
                     b.record()
                 b.synchronize()
                 us = statistics.median(cp.cuda.get_elapsed_time(a, b) * 1e3 for a, b in ev)
                 cells.append(f"{us:7.1f}/{nbytes / us / 1e3:5.0f}{same:1}")
-            print(f"{t:12}{nc:2}" + "".join(f"{c:>16}" for c in cells), flush=True)
-    print("(µs / GB/s; '!' = output differs from the first variant's)")
+            print(f"{t:12}{nc:>2}" + "".join(f"{c:>16}" for c in cells), flush=True)
+    print("(µs / GB/s of W read; nc dq: the bf16 dequantize; '!' = output differs from the first variant's)")
     return 0
 
 
@@ -148,6 +157,7 @@ def main() -> int:
     t.add_argument("--cols", type=int, default=8192)
     t.add_argument("--iters", type=int, default=30)
     t.add_argument("--nc", default="1", help="comma-separated vector counts (of 1, 2, 4, 8)")
+    t.add_argument("--dequant", action="store_true", help="also time the bf16 dequantize kernels ('dq' rows)")
     args = p.parse_args()
     return build(args) if args.cmd == "build" else time_variants(args)
 
