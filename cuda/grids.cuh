@@ -115,13 +115,17 @@ __device__ __forceinline__ void iq2nl_values(const uint32_t (&idx)[8], uint32_t 
     for (int k = 0; k < 4; ++k) lookup8(idx[k] | idx[k + 4] << 4 | shift, t, x.q[k], x.q[k + 4]);
 }
 
-/// Values of 3-bit indices (iq3nl; IQ3_K, IQ3_KS), as [`iq2nl_values`].
+/// Values of 3-bit indices (iq3nl; IQ3_K, IQ3_KS), as [`iq2nl_values`]: two index words of one
+/// half at a time, looked up in that half's 8 entries (plain or shifted).
 __device__ __forceinline__ void iq3nl_values(const uint32_t (&idx)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
     uint32_t t[4];
     iq3nl_table(t);
-    const uint32_t shift = sh0 * 0x08080808u | sh1 * 0x80808080u;
+    const uint32_t t0[2] = {sh0 ? t[2] : t[0], sh0 ? t[3] : t[1]}, t1[2] = {sh1 ? t[2] : t[0], sh1 ? t[3] : t[1]};
 #pragma unroll
-    for (int k = 0; k < 4; ++k) lookup16(idx[k] | idx[k + 4] << 4 | shift, t, x.q[k], x.q[k + 4]);
+    for (int k = 0; k < 4; k += 2) {
+        lookup8(idx[k] | idx[k + 1] << 4, t0, x.q[k], x.q[k + 1]);
+        lookup8(idx[k + 4] | idx[k + 5] << 4, t1, x.q[k + 4], x.q[k + 5]);
+    }
 }
 
 /// Values of 4-bit indices in nibble-pair words (iq4k; IQ4_K), the halves shifted by `sh0`/`sh1`.
