@@ -121,6 +121,27 @@ def test_threads_setting():
         iqrs.set_num_threads("2")
 
 
+def test_two_threads_give_the_one_thread_results_past_the_thresholds():
+    # 2048 x 1024 weights: past the work from which dequantize, mat-vec and (3 vectors) the tiled
+    # matrix multiply go to two threads; every product row is computed the same way on either
+    x = rand(2048, 1024, seed=3)
+    v, m = rand(1024, seed=4), rand(1024, 3, seed=5)
+    saved = iqrs.get_num_threads()
+    try:
+        results = []
+        for th in (1, 2):
+            iqrs.set_num_threads(th)
+            q = iqrs.quantize(x, "iq4_k")
+            results.append((q.to_bytes(), q.dequantize(), q @ v, q @ m))
+    finally:
+        iqrs.set_num_threads(saved)
+    (b1, d1, v1, m1), (b2, d2, v2, m2) = results
+    assert b1 == b2
+    np.testing.assert_array_equal(d1, d2)
+    np.testing.assert_array_equal(v1, v2)
+    np.testing.assert_array_equal(m1, m2)
+
+
 def _pool_threads():
     import os
     names = []

@@ -10,8 +10,24 @@ use crate::quants::r4;
 use crate::registry::{QType, QK_K};
 use crate::threads;
 
-/// Work (in weights) below which an operation runs on the calling thread.
-pub const PARALLEL_THRESHOLD: usize = 1 << 16;
+// Work below which an operation runs on the calling thread. Handing work to the pool costs
+// ~15-20 µs on this kind of machine (2 vCPUs: waking the idle thread), so a second thread pays
+// only past ~25-40 µs of one thread's work. Crossovers measured (2026-12-04, AMD EPYC 2 vCPUs,
+// 4096 columns, best of 3 x 200 calls, 1 vs 2 threads; BENCHMARKS.md):
+// * dequantize: 256 K weights (iq4_k: 25.5 vs 25.3 µs);
+// * mat-vec: 0.5-1 M weights (iq2_k 512 K: 26.8 vs 25.1 µs, iq4_k 1 M: 41.4 vs 41.1 µs; with
+//   the old threshold of 64 K weights a 16-row mat-vec took 22 µs on two threads, 9 on one);
+// * mat-mat of 4 vectors: 1-2 M weights x vectors (1 M: 38.2 vs 35.0 µs and 38.3 vs 49.7 in
+//   two runs; 2 M: 67.3 vs 55.6 and 81.9 vs 65.5).
+
+/// Decoded weights (dequantize), or bytes moved (repack), from which two threads are used.
+pub const PARALLEL_MIN_DECODE: usize = 1 << 18;
+/// Weights x activation vectors from which row-by-row dot products (mat-vec) use two threads.
+pub const PARALLEL_MIN_DOTS: usize = 1 << 20;
+/// Weights x activation vectors from which the tiled matrix multiply uses two threads.
+pub const PARALLEL_MIN_GEMM: usize = 1 << 21;
+/// Activation values quantized to Q8_K from which two threads are used (~4 G values/s a thread).
+pub const PARALLEL_MIN_ACTIVATIONS: usize = 1 << 17;
 
 fn check_finite(what: &'static str, x: &[f32], cols: usize) -> Result<()> {
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
@@ -43,9 +59,9 @@ pub fn check_data(t: QType, data: &[u8], rows: usize, cols: usize) -> Result<()>
     Ok(())
 }
 
-/// Runs `f` over matching chunks of `a` and `b`, in parallel when the work is large enough.
-fn for_each_chunk<A: Sync, B: Send>(a: &[A], ca: usize, b: &mut [B], cb: usize, work: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
-    if work < PARALLEL_THRESHOLD || threads::num_threads() == 1 {
+/// Runs `f` over matching chunks of `a` and `b`, in parallel when the work reaches `min_work`.
+fn for_each_chunk<A: Sync, B: Send>(a: &[A], ca: usize, b: &mut [B], cb: usize, work: usize, min_work: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
+    if work < min_work || threads::num_threads() == 1 {
         a.chunks(ca).zip(b.chunks_mut(cb)).for_each(|(x, y)| f(x, y));
     } else {
         threads::pool().install(|| a.par_chunks(ca).zip(b.par_chunks_mut(cb)).for_each(|(x, y)| f(x, y)));
@@ -82,8 +98,10 @@ pub fn quantize_into(t: QType, x: &[f32], rows: usize, cols: usize, imatrix: Opt
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     let (bad, overflow) = (AtomicBool::new(false), AtomicBool::new(false));
     let verify = t != QType::Q8K;
-    // Quantizing costs far more per weight than anything else: parallelise per group always.
-    for_each_chunk(x, g * cols, out, g * t.row_size(cols), usize::MAX, |xs, o| {
+    // Quantizing costs far more per weight than anything else: parallelise per group always,
+    // except Q8_K, which quantizes as fast as activations are.
+    let min_work = if t == QType::Q8K { PARALLEL_MIN_ACTIVATIONS } else { 0 };
+    for_each_chunk(x, g * cols, out, g * t.row_size(cols), x.len(), min_work, |xs, o| {
         if !all_finite(xs) {
             bad.store(true, Relaxed);
             return;
@@ -133,7 +151,7 @@ pub fn dequantize(t: QType, data: &[u8], rows: usize, cols: usize) -> Result<Vec
 pub fn dequantize_into(t: QType, data: &[u8], cols: usize, out: &mut [f32]) {
     let g = t.info().rows_per_group;
     let k = arch::kernels(t);
-    for_each_chunk(data, g * t.row_size(cols), out, g * cols, out.len(), |src, o| (k.dequantize)(src, cols, o));
+    for_each_chunk(data, g * t.row_size(cols), out, g * cols, out.len(), PARALLEL_MIN_DECODE, |src, o| (k.dequantize)(src, cols, o));
 }
 
 /// Converts a tensor between a type and its row-interleaved `_R4` form, in either direction: a
@@ -154,7 +172,7 @@ pub fn repack(from: QType, to: QType, data: &[u8], rows: usize, cols: usize) -> 
     to.check_shape("tensor shape", rows, cols)?;
     let group = 4 * from.row_size(cols);
     let mut out = vec![0u8; data.len()];
-    for_each_chunk(data, group, &mut out, group, data.len(), |src, o| {
+    for_each_chunk(data, group, &mut out, group, data.len(), PARALLEL_MIN_DECODE, |src, o| {
         if forward {
             r4::interleave(spec, cols, src, o)
         } else {
@@ -176,7 +194,7 @@ pub fn quantize_q8k(x: &[f32], cols: usize) -> Result<Vec<u8>> {
     let rs = QType::Q8K.row_size(cols);
     let mut out = vec![0u8; x.len() / cols * rs];
     let k = arch::kernels(QType::Q8K);
-    for_each_chunk(x, cols, &mut out, rs, x.len(), |xs, o| (k.quantize)(xs, cols, None, o));
+    for_each_chunk(x, cols, &mut out, rs, x.len(), PARALLEL_MIN_ACTIVATIONS, |xs, o| (k.quantize)(xs, cols, None, o));
     Ok(out)
 }
 
@@ -209,12 +227,12 @@ pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &
     let work = rows * cols * n;
     if n >= GEMM_MIN_N {
         if let Some(tile) = arch::gemm_tile(arch::current_isa()) {
-            let parallel = work >= PARALLEL_THRESHOLD && threads::num_threads() > 1;
+            let parallel = work >= PARALLEL_MIN_GEMM && threads::num_threads() > 1;
             return crate::gemm::matmul(&k, tile, g, rs, data, cols, y, n, out, parallel);
         }
     }
     let y = k.activations(y);
-    for_each_chunk(data, g * rs, out, g * n, work, |src, o| {
+    for_each_chunk(data, g * rs, out, g * n, work, PARALLEL_MIN_DOTS, |src, o| {
         if g == 1 {
             // the next row (the `_R4` kernels prefetch block by block within their groups)
             arch::prefetch(src, src.len(), src.len());
