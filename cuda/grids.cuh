@@ -1,8 +1,11 @@
 // The non-linear grids of the IQK formats (FORMATS.md §3) as packed int8 words (entry i in byte
 // i % 4 of word i / 4), and the decoders from grid indices to a unit's values that the format
 // families share. Every grid's shifted half is its plain half plus a constant (iq2nl +5, iq3nl
-// +4, iq4k +4, iq5nl +2, iq6nl +1); the 8- and 16-entry grids are looked up whole (the shift as
-// an index bit), the larger ones by their plain half and the constant added.
+// +4, iq4k +4, iq5nl +2, iq6nl +1). iq2nl is looked up whole (the shift as an index bit); iq3nl
+// by the half each pair of same-half words selects; the larger grids in their plain half
+// (IQ4_KS: the half its scale byte selects), the constant added after: a plain word add where
+// no plain value's byte can carry (iq4k, iq6nl), byte by byte for iq5nl, which holds -1. The
+// `_R4` decoders select tables too (r4.cuh).
 //
 // Index words: `idx[k]` holds the grid indices of weights 4k..4k+3 of a unit, one per byte.
 // Nibble-pair words (the IQ4_KS layout): `c[k]` holds the low 4 index bits of weights 4k..4k+3
@@ -80,10 +83,10 @@ __device__ __forceinline__ void iq6nl_table(uint32_t (&t)[4][4]) {
     t[3][3] = pack4(103, 109, 115, 121);
 }
 
-/// The IQ2_KL 2-D grid (FORMATS.md §14) as codes (`t[g / 16][g / 4 % 4]` byte g % 4): the index of point g's
-/// first coordinate in the plain iq3nl half in the low nibble, of its second in the high nibble,
-/// so the codes of two consecutive points, as 16 bits, are the `prmt` selector of their four
-/// values in that half.
+/// The IQ2_KL 2-D grid (FORMATS.md §14) as codes (point g in byte g % 4 of `t[g / 16][g / 4 % 4]`):
+/// the index of the point's first coordinate in the plain iq3nl half in the low nibble, of its
+/// second in the high nibble, so the codes of two consecutive points, as 16 bits, are the `prmt`
+/// selector of their four values in that half.
 __device__ __forceinline__ void iq2kl_codes(uint32_t (&t)[2][4]) {
     t[0][0] = 0x31015020u;
     t[0][1] = 0x22127151u;

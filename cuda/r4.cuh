@@ -35,7 +35,7 @@ namespace iqrs {
 /// Looks up the words W_0..W_3 of the 4-bit layout of one row and sub-block as they are (W0:
 /// weights 0..3 | 8..11 in low | high nibbles, W1: 16..19 | 24..27, W2: 4..7 | 12..15, W3:
 /// 20..23 | 28..31): W0 and W2 hold the unit's first half, W1 and W3 its second, so each half
-/// is looked up in its own table (`t0`, `t1`: a shifted half needs no add afterwards).
+/// can be looked up in its own table (`t0`, `t1`, plain or shifted).
 __device__ __forceinline__ void r4_lookup16(const uint32_t (&w)[4], const uint32_t (&t0)[4], const uint32_t (&t1)[4], Unit& x) {
     lookup16(w[0], t0, x.q[0], x.q[2]);
     lookup16(w[2], t0, x.q[1], x.q[3]);
