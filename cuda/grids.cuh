@@ -63,26 +63,6 @@ __device__ __forceinline__ void iq5nl_table(uint32_t shifted, uint32_t (&t)[2][4
     t[1][3] = shifted ? pack4(89, 99, 111, 123) : pack4(87, 97, 109, 121);
 }
 
-/// iq6nl, plain half (64 entries).
-__device__ __forceinline__ void iq6nl_table(uint32_t (&t)[4][4]) {
-    t[0][0] = pack4(-127, -121, -115, -109);
-    t[0][1] = pack4(-104, -98, -93, -88);
-    t[0][2] = pack4(-84, -79, -74, -70);
-    t[0][3] = pack4(-66, -62, -58, -54);
-    t[1][0] = pack4(-51, -47, -44, -40);
-    t[1][1] = pack4(-37, -34, -31, -28);
-    t[1][2] = pack4(-25, -22, -19, -16);
-    t[1][3] = pack4(-13, -11, -8, -5);
-    t[2][0] = pack4(-2, 0, 3, 6);
-    t[2][1] = pack4(9, 12, 14, 17);
-    t[2][2] = pack4(20, 23, 27, 30);
-    t[2][3] = pack4(33, 36, 40, 44);
-    t[3][0] = pack4(47, 51, 55, 59);
-    t[3][1] = pack4(63, 68, 72, 77);
-    t[3][2] = pack4(82, 87, 92, 98);
-    t[3][3] = pack4(103, 109, 115, 121);
-}
-
 /// The IQ2_KL 2-D grid (FORMATS.md §14) as codes (point g in byte g % 4 of `t[g / 16][g / 4 % 4]`):
 /// the index of the point's first coordinate in the plain iq3nl half in the low nibble, of its
 /// second in the high nibble, so the codes of two consecutive points, as 16 bits, are the `prmt`
@@ -159,34 +139,33 @@ __device__ __forceinline__ void iq5nl_values(const uint32_t (&c)[4], const uint3
     }
 }
 
-/// The four 6-bit indices in the bytes of `i` looked up in a 64-entry int8 table (`t`: entries
-/// 4w..4w+3 in word w): `prmt` picks each byte within all eight 8-entry octets at once, then bits
-/// 3, 4 and 5 of the index choose among the octets (byte masks, one `lop3` per choice).
-__device__ __forceinline__ int lookup64(uint32_t i, const uint32_t (&t)[16]) {
-    const uint32_t x = i & 0x07070707u;
-    const uint32_t sel = prmt(x | (x >> 4), 0, 0x0020);  // byte m's low 3 bits in nibble m
-    uint32_t r[8];
-#pragma unroll
-    for (int p = 0; p < 8; ++p) r[p] = prmt(t[2 * p], t[2 * p + 1], sel);
-    const uint32_t m3 = ((i >> 3) & 0x01010101u) * 0xFFu, m4 = ((i >> 4) & 0x01010101u) * 0xFFu, m5 = ((i >> 5) & 0x01010101u) * 0xFFu;
-    const auto pick = [](uint32_t a, uint32_t b, uint32_t m) { return (a & ~m) | (b & m); };
-    const uint32_t s0 = pick(pick(r[0], r[1], m3), pick(r[2], r[3], m3), m4);
-    const uint32_t s1 = pick(pick(r[4], r[5], m3), pick(r[6], r[7], m3), m4);
-    return int(pick(s0, s1, m5));
+/// iq6nl's plain half as bytes in global memory, for [`lookup64`]: one aligned 64-byte table, so
+/// a warp's 32 loads from it touch one cache line, one pass through L1 each.
+static __device__ __align__(128) const uint8_t IQ6NL_BYTES[64] = {
+    129, 135, 141, 147, 152, 158, 163, 168, 172, 177, 182, 186, 190, 194, 198, 202,  // -127 .. -54
+    205, 209, 212, 216, 219, 222, 225, 228, 231, 234, 237, 240, 243, 245, 248, 251,  // -51 .. -5
+    254, 0, 3, 6, 9, 12, 14, 17, 20, 23, 27, 30, 33, 36, 40, 44,                     // -2 .. 44
+    47, 51, 55, 59, 63, 68, 72, 77, 82, 87, 92, 98, 103, 109, 115, 121,              // 47 .. 121
+};
+
+/// The four 6-bit indices in the bytes of `i` looked up in iq6nl's plain half: a byte load each
+/// (a 64-entry table by `prmt` costs 8 byte permutes and 7 selects for 4 values; loads that hit
+/// one L1 line are cheaper for the issue-bound decoders).
+__device__ __forceinline__ uint32_t lookup64(uint32_t i) {
+    const uint32_t b0 = __ldg(IQ6NL_BYTES + (i & 0xFF)), b1 = __ldg(IQ6NL_BYTES + ((i >> 8) & 0xFF));
+    const uint32_t b2 = __ldg(IQ6NL_BYTES + ((i >> 16) & 0xFF)), b3 = __ldg(IQ6NL_BYTES + (i >> 24));
+    return prmt(prmt(b0, b1, 0x0040), prmt(b2, b3, 0x0040), 0x5410);
 }
 
 /// Values of 6-bit indices (iq6nl; IQ6_K): nibble-pair words and bits 4..5 in `h`.
 __device__ __forceinline__ void iq6nl_values(const uint32_t (&c)[4], const uint32_t (&h)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
-    uint32_t t[4][4];
-    iq6nl_table(t);
-    const uint32_t(&tw)[16] = reinterpret_cast<const uint32_t(&)[16]>(t);
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
         const uint32_t lo = (c[k] & 0x0F0F0F0Fu) | (h[k] & 0x03030303u) << 4;
         const uint32_t hi = ((c[k] >> 4) & 0x0F0F0F0Fu) | (h[k + 4] & 0x03030303u) << 4;
         // the shift (+1) as a plain add: no plain iq6nl value is -1, so no byte carries
-        x.q[k] = int(lookup64(lo, tw) + sh0 * 0x01010101u);
-        x.q[k + 4] = int(lookup64(hi, tw) + sh1 * 0x01010101u);
+        x.q[k] = int(lookup64(lo) + sh0 * 0x01010101u);
+        x.q[k + 4] = int(lookup64(hi) + sh1 * 0x01010101u);
     }
 }
 
