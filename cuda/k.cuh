@@ -89,6 +89,7 @@ struct IQ4K {
     static constexpr int BLOCK_BYTES = 144;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
+    static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);

@@ -14,6 +14,8 @@
 // row groups of `ROWS_PER_GROUP * row_bytes` bytes back to back.
 #pragma once
 
+#include <type_traits>
+
 #include "common.cuh"
 
 namespace iqrs {
@@ -33,6 +35,12 @@ namespace iqrs {
 #ifndef IQRS_MMV_UNROLLR
 #define IQRS_MMV_UNROLLR 1  // ... when it takes several
 #endif
+#ifndef IQRS_MMV_ROWS2
+#define IQRS_MMV_ROWS2 2  // rows a warp takes for 2 or 3 vectors (one-row types)
+#endif
+#ifndef IQRS_MMV_ROWSN
+#define IQRS_MMV_ROWSN 4  // ... for 4 to 8
+#endif
 
 /// Threads per block of the dequantize kernels (one unit each).
 constexpr int DEQUANT_THREADS = 256;
@@ -44,12 +52,22 @@ constexpr int MMV_UNROLL1 = IQRS_MMV_UNROLL1, MMV_UNROLLR = IQRS_MMV_UNROLLR;
 /// Rows each mat-vec warp handles for `nc` activation vectors. With several vectors the
 /// activations, not the weights, dominate the traffic to L1/L2 if they are read once per row;
 /// a warp that takes R rows reads them once per R rows (and holds them in registers).
-__host__ __device__ constexpr int mmv_rows_per_warp(int nc) { return nc == 1 ? IQRS_MMV_ROWS1 : nc <= 3 ? 2 : 4; }
+__host__ __device__ constexpr int mmv_rows_per_warp(int nc) { return nc == 1 ? IQRS_MMV_ROWS1 : nc <= 3 ? IQRS_MMV_ROWS2 : IQRS_MMV_ROWSN; }
+
+/// Rows a mat-vec warp of a one-row type `T` takes for 4 to 8 vectors: `T::MMV_ROWS_MANY` where
+/// the type sets it (the 4-bit types measured faster with 2: cuda/NOTES.md), else as above.
+template <class T, class = void>
+struct RowsMany : std::integral_constant<int, mmv_rows_per_warp(8)> {};
+template <class T>
+struct RowsMany<T, std::void_t<decltype(T::MMV_ROWS_MANY)>> : std::integral_constant<int, T::MMV_ROWS_MANY> {};
 
 /// Rows each mat-vec warp of type `T` handles: a whole row group for the interleaved types (their
-/// rows' bytes of a unit are adjacent, so a group is read with wide loads), else as above.
+/// rows' bytes of a unit are adjacent, so a group is read with wide loads), else as above. The
+/// launch code (rust/src/cuda/kernels.rs) and scripts/cuda_lab.py mirror this.
 template <class T>
-__host__ __device__ constexpr int mmv_rows(int nc) { return T::ROWS_PER_GROUP > 1 ? T::ROWS_PER_GROUP : mmv_rows_per_warp(nc); }
+__host__ __device__ constexpr int mmv_rows(int nc) {
+    return T::ROWS_PER_GROUP > 1 ? T::ROWS_PER_GROUP : nc >= 4 ? RowsMany<T>::value : mmv_rows_per_warp(nc);
+}
 
 template <class T>
 __device__ __forceinline__ const uint8_t* group_of(const uint8_t* w, size_t row_bytes, int row) {

@@ -43,6 +43,7 @@ struct IQ4KS {
     static constexpr int BLOCK_BYTES = 136;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES;
@@ -58,6 +59,7 @@ struct IQ4KSS {
     static constexpr int BLOCK_BYTES = 128;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES + 16 * (u & 7);

@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / ".lab"
 SOURCES = ["k", "ks", "r4", "q8k"]
+# The types whose traits set MMV_ROWS_MANY = 2 (mat-vec rows a warp for 4..8 vectors; kernels.cuh).
+ROWS_MANY_2 = {"iq4_k", "iq4_ks", "iq4_kss"}
 
 
 def find_nvcc() -> str:
@@ -118,7 +120,8 @@ def time_variants(args: argparse.Namespace) -> int:
                 else:
                     f = mod.get_function(f"iqrs_mmv_{t}_{nc}")
                     warps = macro(v["flags"], "IQRS_MMV_WARPS", 4)
-                    rpw = 4 if t.endswith("_r4") else macro(v["flags"], "IQRS_MMV_ROWS1", 1) if nc == 1 else 2 if nc <= 3 else 4
+                    knob, default = ("IQRS_MMV_ROWS1", 1) if nc == 1 else ("IQRS_MMV_ROWS2", 2) if nc <= 3 else ("IQRS_MMV_ROWSN", 4)
+                    rpw = 4 if t.endswith("_r4") else 2 if nc >= 4 and t in ROWS_MANY_2 else macro(v["flags"], knob, default)
                     grid, block = (-(-rows // (warps * rpw)),), (32, warps)
                     out = cp.full(nc * rows, np.nan, dtype=cp.float32)
                     argv = lambda i: (ws[i % copies], np.uint64(row_bytes), np.int32(rows), np.int32(units), yq, yd, out, np.int32(0))

@@ -27,12 +27,14 @@ pub const MMV_MAX_COLS: usize = 8;
 pub const MMV_WARPS: u32 = 4;
 
 /// Rows each mat-vec warp of type `t` handles for `ncols` vectors (`mmv_rows<T>` in
-/// kernels.cuh): a whole row group for the interleaved types.
+/// kernels.cuh): a whole row group for the interleaved types; for 4 to 8 vectors 2 for the types
+/// whose traits set `MMV_ROWS_MANY = 2` (the 4-bit ones), else 4.
 pub fn mmv_rows_per_warp(t: QType, ncols: usize) -> usize {
     match (t.info().rows_per_group, ncols) {
         (g, _) if g > 1 => g,
         (_, 1) => 1,
         (_, 2 | 3) => 2,
+        _ if matches!(t, QType::IQ4K | QType::IQ4KS | QType::IQ4KSS) => 2,
         _ => 4,
     }
 }
