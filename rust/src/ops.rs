@@ -138,7 +138,6 @@ pub fn quantize_into(t: QType, x: &[f32], rows: usize, cols: usize, imatrix: Opt
 /// values, and sums of squares must stay finite); Q8_K takes any finite value.
 pub const MAX_ABS: f32 = 1e15;
 
-
 /// Decodes a tensor to row-major f32.
 pub fn dequantize(t: QType, data: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>> {
     check_data(t, data, rows, cols)?;

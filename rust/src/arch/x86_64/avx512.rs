@@ -359,9 +359,8 @@ unsafe fn q8_k_quantize_impl(x: &[f32], out: &mut [u8]) {
         let mut sums = [_mm512_setzero_si512(); 4];
         for (j, sj) in sums.iter_mut().enumerate() {
             // round half to even (the default MXCSR mode), then saturate to [-128, 127] as the
-            // scalar code clamps
-            // (two saturating packs: lane l of the result holds words l of q0, q1, q2, q3, put
-            // back in order by one dword permute)
+            // scalar code clamps: two saturating packs leave dword l of lane i holding quants
+            // 4i..4i+3 of q[l]; one dword permute puts them in order
             let q: [__m512i; 4] = std::array::from_fn(|i| _mm512_cvtps_epi32(_mm512_mul_ps(v[4 * j + i], id)));
             let p = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
             let z = _mm512_permutexvar_epi32(order, p);
