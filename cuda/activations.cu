@@ -5,15 +5,34 @@
 /// Quantizes `n` values (a multiple of 32; f32, f16 or bf16 by `dtype`) in blocks of 32:
 /// `d = amax / 127`, `q = round_half_even(x · (127 / amax))` — the CPU's Q8_K convention on
 /// 32-value blocks. One thread per value, one warp per block.
-extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n,
-                                                                      int8_t* __restrict__ q, float* __restrict__ d) {
+template <bool MMQ>
+__device__ __forceinline__ void quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n, int8_t* __restrict__ q,
+                                              float* __restrict__ d) {
     const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;  // n is a multiple of 32: whole warps return
     const float v = iqrs::load_elem(x, dtype, i);
     const float amax = iqrs::warp_max(fabsf(v));
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    q[i] = int8_t(__float2int_rn(v * id));
+    size_t at = i;
+    if constexpr (MMQ) {
+        // value 32u + 16h + 4t + b of its 128 goes to byte 32t + 4(2u + h) + b (mmq.cuh)
+        const int k = int(i & 127), u = k >> 5, h = (k >> 4) & 1, t = (k >> 2) & 3;
+        at = (i & ~size_t(127)) + 32 * t + 4 * (2 * u + h) + (k & 3);
+    }
+    q[at] = int8_t(__float2int_rn(v * id));
     if ((threadIdx.x & 31) == 0) d[i / 32] = amax / 127.0f;
+}
+
+extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n,
+                                                                      int8_t* __restrict__ q, float* __restrict__ d) {
+    quantize_q8_1<false>(x, dtype, n, q, d);
+}
+
+/// As `iqrs_quantize_q8_1`, the values of every 128 (a multiple of 128 per vector) stored in the
+/// order the quantized matrix multiply reads them (mmq.cuh); the scales as there.
+extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1_mmq(const void* __restrict__ x, int dtype, unsigned long long n,
+                                                                          int8_t* __restrict__ q, float* __restrict__ d) {
+    quantize_q8_1<true>(x, dtype, n, q, d);
 }
 
 /// Converts `n` elements from `src_dtype` to `dst_dtype` (round to nearest-even).

@@ -210,14 +210,16 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
         iqrs::mmv<T, nc>(w, row_bytes, rows, units, yq, yd, out, out_dtype);                                                 \
     }
 
-#include "mm.cuh"  // the fused matrix multiply (uses the above)
+#include "mm.cuh"   // the fused matrix multiply (uses the above)
+#include "mmq.cuh"  // the quantized matrix multiply (uses the above and mm.cuh)
 
-/// Every entry point of a type: `iqrs_dequant_<name>_{f32,f16,bf16}`, `iqrs_mmv_<name>_{1..8}` and
-/// `iqrs_mm_<name>_{64,128}`.
+/// Every entry point of a type: `iqrs_dequant_<name>_{f32,f16,bf16}`, `iqrs_mmv_<name>_{1..8}`,
+/// `iqrs_mm_<name>_{64,128}` and `iqrs_mmq_<name>_{1,2,4}`.
 #ifdef IQRS_LAB  // scripts/cuda_lab.py: the kernels it times alone (faster to compile)
 #define IQRS_TYPE_KERNELS(name, T)                                                                                           \
     IQRS_DEQUANT_ENTRY(name, T, bf16, __nv_bfloat16)                                                                         \
-    IQRS_MMV_ENTRY(name, T, 1) IQRS_MMV_ENTRY(name, T, 2) IQRS_MMV_ENTRY(name, T, 4) IQRS_MMV_ENTRY(name, T, 8)
+    IQRS_MMV_ENTRY(name, T, 1) IQRS_MMV_ENTRY(name, T, 2) IQRS_MMV_ENTRY(name, T, 4) IQRS_MMV_ENTRY(name, T, 8)            \
+    IQRS_MMQ_KERNELS(name, T)
 #else
 #define IQRS_TYPE_KERNELS(name, T)                                                                                           \
     IQRS_DEQUANT_ENTRY(name, T, f32, float)                                                                                  \
@@ -231,5 +233,6 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     IQRS_MMV_ENTRY(name, T, 6)                                                                                               \
     IQRS_MMV_ENTRY(name, T, 7)                                                                                               \
     IQRS_MMV_ENTRY(name, T, 8)                                                                                               \
-    IQRS_MM_KERNELS(name, T)
+    IQRS_MM_KERNELS(name, T)                                                                                                 \
+    IQRS_MMQ_KERNELS(name, T)
 #endif

@@ -148,6 +148,83 @@ def time_variants(args: argparse.Namespace) -> int:
     return 0
 
 
+def mmq_perm(cols: int):
+    """Source index (logical order) of every byte of an MMQ-layout vector (cuda/mmq.cuh)."""
+    import numpy as np
+
+    k = np.arange(cols)
+    base, r = k & ~127, k & 127
+    t, w, b = r >> 5, (r >> 2) & 7, r & 3  # byte 32t + 4w + b holds word w = 2u + h
+    return base + 32 * (w >> 1) + 16 * (w & 1) + 4 * t + b
+
+
+def time_mmq(args: argparse.Namespace) -> int:
+    """Times `iqrs_mmq_<type>_<nt>` per variant and vector count, checks its output against a
+    float64 product of the dequantized W and the (un-permuted) Q8_1 activations."""
+    import cupy as cp
+    import numpy as np
+
+    from iqrs import _iqrs
+
+    variants = json.loads((LAB / "variants.json").read_text())
+    types = args.types.split(",")
+    family = {t: ("r4" if t.endswith("_r4") else "q8k" if t == "q8_k" else "ks" if "_ks" in t or t == "iq2_kl" else "k") for t in types}
+    ns = [int(n) for n in args.nc.split(",")]
+    rows, cols = args.rows, args.cols
+    units = cols // 32
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1024, cols)).astype(np.float32)
+    x[rng.random(x.shape) < 0.001] *= 8
+    nmax = max(ns)
+    ylog = rng.integers(-127, 128, (nmax, cols), dtype=np.int8)
+    ydh = (rng.random((nmax, units), dtype=np.float32) * 0.01 + 0.001).astype(np.float32)
+    perm = mmq_perm(cols)
+    yq = cp.asarray(np.ascontiguousarray(ylog[:, perm]))
+    yd = cp.asarray(ydh)
+    yf = cp.asarray(ylog.astype(np.float64) * np.repeat(ydh, 32, axis=1))
+    l2 = cp.cuda.runtime.getDeviceProperties(0)["l2CacheSize"]
+    print(f"mmq: W {rows}x{cols}; median of {args.iters} launches, W rotated over copies > 4x L2")
+    print("type        n" + "".join(f"{v['label']:>22}" for v in variants))
+    for t in types:
+        q = _iqrs.quantize(x, t).reshape(1024, -1)
+        wd = cp.asarray(_iqrs.dequantize(q.reshape(-1), t, 1024, cols).astype(np.float64))
+        w = np.tile(q, (-(-rows // 1024), 1))[:rows]
+        nbytes = w.size
+        copies = 1 if args.hot else max(2, -(-4 * l2 // nbytes) + 1)
+        ws = [cp.asarray(w) for _ in range(copies)]
+        row_bytes = q.shape[1]
+        for n in ns:
+            ref = cp.asnumpy(yf[:n] @ wd.T)  # n x 1024
+            cells = []
+            for v in variants:
+                mod = cp.RawModule(path=str(LAB / v["label"] / f"{family[t]}.cubin"))
+                mt = macro(v["flags"], "IQRS_MMQ_MT", 2)
+                warps = macro(v["flags"], "IQRS_MMQ_WARPS", 4)
+                nt = min(8, -(-n // 8))
+                f = mod.get_function(f"iqrs_mmq_{t}_{nt}")
+                grid, block = (-(-n // (8 * nt)), -(-rows // (16 * mt))), (32, warps)
+                out = cp.full(n * rows, np.nan, dtype=cp.float32)
+                argv = lambda i: (ws[i % copies], np.uint64(row_bytes), np.int32(rows), np.int32(units), yq, yd, np.int32(n), out, np.int32(0))
+                f(grid, block, argv(0))
+                cp.cuda.Device().synchronize()
+                res = cp.asnumpy(out).reshape(n, rows)
+                if np.isnan(res).any():
+                    sys.exit(f"{v['label']} {t} n={n}: output not fully written")
+                err = max(float(np.abs(res[:, r0:r0 + 1024] - ref[:, : min(1024, rows - r0)]).max()) for r0 in range(0, rows, 1024))
+                rel = err / float(np.abs(ref).max())
+                ev = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(args.iters)]
+                for i, (a, b) in enumerate(ev):
+                    a.record()
+                    f(grid, block, argv(i))
+                    b.record()
+                b.synchronize()
+                us = statistics.median(cp.cuda.get_elapsed_time(a, b) * 1e3 for a, b in ev)
+                cells.append(f"{us:7.1f}/{nbytes / us / 1e3:5.0f} {rel:7.1e}")
+            print(f"{t:12}{n:>2}" + "".join(f"{c:>22}" for c in cells), flush=True)
+    print("(µs / GB/s of W read / max error relative to the largest output)")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -161,8 +238,12 @@ def main() -> int:
     t.add_argument("--iters", type=int, default=30)
     t.add_argument("--nc", default="1", help="comma-separated vector counts (of 1, 2, 4, 8)")
     t.add_argument("--dequant", action="store_true", help="also time the bf16 dequantize kernels ('dq' rows)")
+    t.add_argument("--mmq", action="store_true", help="time the quantized matrix multiply for --nc vectors instead")
+    t.add_argument("--hot", action="store_true", help="(--mmq) one copy of W, so that it stays in L2 if it fits")
     args = p.parse_args()
-    return build(args) if args.cmd == "build" else time_variants(args)
+    if args.cmd == "build":
+        return build(args)
+    return time_mmq(args) if args.mmq else time_variants(args)
 
 
 if __name__ == "__main__":

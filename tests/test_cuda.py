@@ -151,16 +151,17 @@ def test_dequantize_reference_bytes_on_the_gpu(case):
 
 @on_gpu
 @pytest.mark.parametrize("case", golden_cases())
-def test_matvec_on_reference_bytes(case):
+@pytest.mark.parametrize("method", ["mmv", "mmq"])
+def test_matvec_on_reference_bytes(case, method):
     # The reference's bytes (every layout detail of the _R4 interleaves included) through the
-    # mat-vec kernels, with the case's activation vector and fresh ones (1, 4 and 8 per launch).
+    # kernels on Q8_1 activations, with the case's activation vector and fresh ones.
     c = read_case(case)
     cq = iqrs.QTensor.from_bytes(c["quant"], c["type"], c["shape"]).cuda()
     rows, cols = c["shape"]
     w64 = c["dequant"].astype(np.float64)
-    for n in (1, 4, 8):
+    for n in (1, 4, 8) if method == "mmv" else (1, 12, 40):
         x = np.concatenate([c["y"].reshape(1, cols), rng().standard_normal((n - 1, cols))]).astype(np.float32)
-        got = iqrs.linear(torch.from_numpy(x).cuda(), cq, out=poisoned((n, rows), "float32"), method="mmv")
+        got = iqrs.linear(torch.from_numpy(x).cuda(), cq, out=poisoned((n, rows), "float32"), method=method)
         assert rel_err(got, q8_1(x) @ w64.T) <= 1e-5
 
 
@@ -201,6 +202,27 @@ def test_matvec_error_beyond_q8_1_rounding(name, dtype, n):
 @on_gpu
 @pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,cols", [(1, 256), (9, 1024), (16, 768), (17, 1024), (32, 512), (70, 1024)])
+def test_mmq_error_beyond_q8_1_rounding(name, dtype, n, cols):
+    # The quantized matrix multiply: int8 tensor-core products of W's grid values and the Q8_1
+    # activations are exact, the scales apply in f32, so against the Q8_1-rounded product the
+    # error is f32 summation (and the output's rounding). Rows (99/100) are not a multiple of the
+    # kernel's 32; n covers 1, 2 and 4 tiles of 8 and several blocks along the vectors (70);
+    # 256 columns give the block's 4 warps 2 steps (two idle), 768 three of 4 units.
+    q = weights(name, cols=cols)
+    rows = q.shape[0]
+    w64 = q.dequantize().astype(np.float64)
+    x = activations((n, cols), dtype)
+    out = poisoned((n, rows), dtype)
+    got = iqrs.linear(x, q.cuda(), out=out, method="mmq")
+    assert got is out
+    err = rel_err(got, q8_1(x.float().cpu().numpy()) @ w64.T)
+    assert err <= (1e-5 if dtype == "float32" else 1e-3 + ROUNDING[dtype]), err
+
+
+@on_gpu
+@pytest.mark.parametrize("name", TYPES)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("method,n", [("auto", 9), ("auto", 100), ("auto", 300), ("gemm_f16", 40), ("gemm_bf16", 3), ("fused", 130)])
 def test_matmul_within_bf16_error(name, dtype, method, n):
     q = weights(name)
@@ -236,7 +258,7 @@ def test_fused_is_a_bf16_product(name, dtype, n):
 
 @on_gpu
 @pytest.mark.parametrize("name", TYPES)
-@pytest.mark.parametrize("method,n", [("auto", 4), ("auto", 64), ("gemm_bf16", 8), ("fused", 40)])
+@pytest.mark.parametrize("method,n", [("auto", 4), ("auto", 64), ("gemm_bf16", 8), ("fused", 40), ("mmq", 9), ("mmq", 40)])
 def test_large_values_stay_finite(name, method, n):
     # Weights near 1e5 do not fit in float16 (max 65504) and products reach ~1e9: the default
     # paths (Q8_1 + f32 sums; bf16 GEMM with f32 accumulation) must stay finite and accurate.
@@ -248,7 +270,7 @@ def test_large_values_stay_finite(name, method, n):
     got = iqrs.linear(x, q.cuda(), out=poisoned((n, rows), "float32"), method=method)
     x64 = x.cpu().numpy()
     assert np.abs(x64.astype(np.float64) @ w64.T).max() > 1e6
-    if method == "auto" and n <= 8:  # mat-vec: exact up to f32 sums, given the Q8_1 activations
+    if method == "mmq" or (method == "auto" and n <= 8):  # exact up to f32 sums, given the Q8_1 activations
         assert rel_err(got, q8_1(x64) @ w64.T) <= 1e-5
     else:
         assert rel_err(got, x64.astype(np.float64) @ w64.T) <= 1e-2

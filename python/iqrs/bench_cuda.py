@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 out = torch.empty(n, rows, device="cuda", dtype=xdt)
                 methods = ["auto"]
                 if args.paths:  # every path that applies, side by side
-                    methods += (["mmv"] if n <= 32 else []) + (["fused", "gemm_bf16"] if n >= 8 else [])
+                    methods += (["mmv"] if n <= 32 else []) + (["mmq"] if n <= 256 else []) + (["fused", "gemm_bf16"] if n >= 8 else [])
                 for method in methods:
                     calls = [lambda w=w: iqrs.linear(x, w, out=out, method=method) for w in ws]
                     t = cuda_median_us(torch, calls, iters, 3)
@@ -139,7 +139,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--types", help="comma-separated types (default: all registered)")
     p.add_argument("--n", default=",".join(map(str, NS)), help="activation columns (default 1,8,512,4096)")
     p.add_argument("--iters", type=int, default=30, help="timed calls per measurement (>= 20)")
-    p.add_argument("--paths", action="store_true", help="also time each path (mat-vec up to N = 32, fused and dequantize + cuBLAS from N = 8) side by side")
+    p.add_argument("--paths", action="store_true", help="also time each path (mat-vec up to N = 32, mmq up to 256, fused and dequantize + cuBLAS from N = 8) side by side")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="activations and output (default float32, as the reference's f32 activations; bfloat16 is what the cuBLAS column uses)")
     p.add_argument("--json", help="write all numbers to this file")

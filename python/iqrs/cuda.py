@@ -29,7 +29,7 @@ from ._qtensor import QTensor, TypeInfo
 
 __all__ = ["CudaQTensor", "build_info", "device_count", "device_info", "is_available", "linear"]
 
-_METHODS = ("auto", "mmv", "fused", "gemm_bf16", "gemm_f16")
+_METHODS = ("auto", "mmv", "mmq", "fused", "gemm_bf16", "gemm_f16")
 
 
 def is_available() -> bool:
@@ -257,10 +257,12 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         weight: the :class:`CudaQTensor` ``W`` of shape ``(rows, cols)``.
         bias: optional tensor of ``rows`` values, added in x's dtype.
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
-        method: ``"auto"`` (mat-vec for up to 16 vectors, else bf16 GEMM), or force ``"mmv"``,
-            ``"fused"`` (W decoded tile by tile into shared memory, bf16 tensor-core products:
-            no dequantized copy of W in GPU memory; on an H200 at best as fast as the GEMM),
-            ``"gemm_bf16"`` or ``"gemm_f16"``.
+        method: ``"auto"`` (mat-vec for up to 8 vectors, the quantized matrix multiply up to
+            32 (not for iq6_k), else bf16 GEMM), or force ``"mmv"`` (Q8_1 activations, dp4a), ``"mmq"`` (Q8_1
+            activations, W decoded to int8 in registers, int8 tensor-core products), ``"fused"``
+            (W decoded tile by tile into shared memory as bf16, bf16 tensor-core products; on an
+            H200 at best as fast as the GEMM), ``"gemm_bf16"`` or ``"gemm_f16"`` (W dequantized
+            in slabs, cuBLAS). Only the GEMM paths hold a dequantized copy of W.
 
     Returns:
         A tensor of shape ``(..., rows)`` with x's dtype and device.

@@ -78,6 +78,24 @@ pub fn mm_name(t: QType, width: usize) -> String {
     format!("iqrs_mm_{}_{width}", t.name())
 }
 
+/// Weight rows per block of the quantized matrix multiply (`MMQ_ROWS` in mmq.cuh).
+pub const MMQ_ROWS: usize = 32;
+/// Warps per block of the quantized matrix multiply (`MMQ_WARPS` in mmq.cuh).
+pub const MMQ_WARPS: u32 = 4;
+/// The quantized matrix multiply's widths, in 8-vector tiles per block: `iqrs_mmq_<type>_<tiles>`.
+pub const MMQ_TILES: [usize; 3] = [1, 2, 4];
+
+/// The narrowest quantized matrix multiply that covers `n` vectors in one block (the widest
+/// where none does: the grid then has several blocks along the vectors).
+pub fn mmq_tiles(n: usize) -> usize {
+    MMQ_TILES.into_iter().find(|&t| 8 * t >= n).unwrap_or(MMQ_TILES[MMQ_TILES.len() - 1])
+}
+
+/// `iqrs_mmq_<type>_<tiles>`.
+pub fn mmq_name(t: QType, tiles: usize) -> String {
+    format!("iqrs_mmq_{}_{tiles}", t.name())
+}
+
 /// The embedded fatbin of a module.
 pub fn fatbin(module: &str) -> Option<&'static [u8]> {
     FATBINS.iter().find(|(m, _)| *m == module).map(|(_, b)| *b)
@@ -101,11 +119,19 @@ mod tests {
             let mut names: Vec<String> = ["f32", "f16", "bf16"].iter().map(|s| dequant_name(t, s)).collect();
             names.extend((1..=MMV_MAX_COLS).map(|n| mmv_name(t, n)));
             names.extend(MM_WIDTHS.iter().map(|&w| mm_name(t, w)));
+            names.extend(MMQ_TILES.iter().map(|&n| mmq_name(t, n)));
             for name in names {
                 assert!(contains(bin, &name), "{name} is missing from module {module}");
             }
         }
         let act = fatbin(ACTIVATIONS).expect("activations module");
-        assert!(contains(act, "iqrs_quantize_q8_1") && contains(act, "iqrs_convert") && contains(act, "iqrs_sum_partials"));
+        for name in ["iqrs_quantize_q8_1", "iqrs_quantize_q8_1_mmq", "iqrs_convert", "iqrs_sum_partials"] {
+            assert!(contains(act, name), "{name} is missing from the activations module");
+        }
+    }
+
+    #[test]
+    fn mmq_tiles_cover_the_vectors() {
+        assert_eq!([1, 8, 9, 16, 17, 32, 33, 100].map(mmq_tiles), [1, 1, 2, 2, 4, 4, 4, 4]);
     }
 }

@@ -98,11 +98,15 @@ impl QMatrix {
 /// How [`linear`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// Mat-vec kernels for up to [`MATVEC_MAX_AUTO`] activation vectors, else bf16 GEMM (the
-    /// fused kernel measured no faster than dequantize + cuBLAS on an H200: see cuda/NOTES.md).
+    /// Mat-vec kernels for up to [`MATVEC_MAX_AUTO`] activation vectors, the quantized matrix
+    /// multiply up to [`mmq_max_auto`], else bf16 GEMM (the bf16 fused kernel measured no faster
+    /// than dequantize + cuBLAS on an H200: see cuda/NOTES.md).
     Auto,
     /// Activations quantized to Q8_1, integer dot products (dp4a), 8 vectors per launch.
     MatVec,
+    /// Activations quantized to Q8_1, W decoded to int8 in registers, int8 tensor-core MMA
+    /// (mmq.cuh): no dequantized copy of W anywhere.
+    Mmq,
     /// The fused matrix multiply: W decoded to bf16 in shared memory tile by tile (no
     /// dequantized copy of W in GPU memory), x in bf16, tensor-core MMA with f32 accumulation;
     /// the same products as `Gemm(BF16)` up to f32 summation order.
@@ -111,10 +115,19 @@ pub enum Method {
     Gemm(Dtype),
 }
 
-/// Most activation vectors [`Method::Auto`] gives the mat-vec kernels (in launches of up to 8).
-/// Measured on an H100 (14336x4096 and 28672x8192, iq4_ks/iq4_kss/q8_k): at 16 vectors two
-/// mat-vec launches take 0.6-0.7x the time of dequantize + cuBLAS, at 32 four take 1.2-1.3x.
-pub const MATVEC_MAX_AUTO: usize = 16;
+/// Most activation vectors [`Method::Auto`] gives the mat-vec kernels (one launch).
+pub const MATVEC_MAX_AUTO: usize = 8;
+
+/// Most activation vectors [`Method::Auto`] gives the quantized matrix multiply, measured on an
+/// H200 against dequantize + cuBLAS (BENCHMARKS.md, 2026-12-04): faster up to 32 vectors for
+/// every type but IQ6_K, whose heavier decode loses from 16 on (so it goes from the mat-vec
+/// straight to the GEMM); at 64 the GEMM is faster for all.
+pub fn mmq_max_auto(t: QType) -> usize {
+    match t {
+        QType::IQ6K => MATVEC_MAX_AUTO,
+        _ => 32,
+    }
+}
 
 /// Most bytes of dequantized weights held at once by the GEMM path (larger matrices go in slabs).
 pub const GEMM_SLAB_BYTES: usize = 512 << 20;
@@ -181,6 +194,8 @@ pub unsafe fn linear(w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, st
     match method {
         Method::Auto if n <= MATVEC_MAX_AUTO => matvec(&dev, w, x, x_dtype, n, out, stream),
         Method::MatVec => matvec(&dev, w, x, x_dtype, n, out, stream),
+        Method::Auto if n <= mmq_max_auto(w.qtype) => mmq(&dev, w, x, x_dtype, n, out, stream),
+        Method::Mmq => mmq(&dev, w, x, x_dtype, n, out, stream),
         Method::Fused => fused(&dev, w, x, x_dtype, n, out, stream),
         Method::Auto => gemm(&dev, w, x, x_dtype, n, out, Dtype::BF16, stream),
         Method::Gemm(Dtype::F32) => Err(IqError::Invalid("the GEMM path computes in bfloat16 or float16, not float32".into())),
@@ -228,6 +243,25 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
         c0 += nc;
     }
     Ok(())
+}
+
+/// The quantized matrix multiply (mmq.cuh) on Q8_1 activations in its layout.
+unsafe fn mmq(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
+    let (cols, units) = (w.cols, w.units());
+    let row_tiles = w.rows.div_ceil(kernels::MMQ_ROWS);
+    if row_tiles > 65535 {
+        return Err(IqError::Invalid(format!("{} rows exceed the quantized matrix multiply's grid", w.rows)));
+    }
+    let scratch = dev.scratch(n * cols + n * units * 4, stream)?;
+    let (yq, yd) = (scratch.ptr(), scratch.ptr() + (n * cols) as u64);
+    let quantize = dev.function(kernels::ACTIVATIONS, "iqrs_quantize_q8_1_mmq")?;
+    let (xd, total) = (x_dtype as i32, (n * cols) as u64);
+    dev.launch(quantize, grid_1d(n * cols, 256)?, (256, 1, 1), stream, &mut args![x, xd, total, yq, yd])?;
+    let tiles = kernels::mmq_tiles(n);
+    let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mmq_name(w.qtype, tiles))?;
+    let grid = (n.div_ceil(8 * tiles) as u32, row_tiles as u32, 1);
+    let (row_bytes, rows, units_i, n_i) = (w.row_bytes() as u64, w.rows as i32, units as i32, n as i32);
+    dev.launch(f, grid, (32, kernels::MMQ_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, yq, yd, n_i, out, xd])
 }
 
 /// The fused kernel (mm.cuh) on bf16 activations, its columns split over several blocks (f32

@@ -63,7 +63,7 @@ fn cuda_dequantize(py: Python<'_>, qtype_name: &str, rows: usize, cols: usize, w
     detached(py, || unsafe { cuda::dequantize(&w, out_ptr, dtype, stream) })
 }
 
-/// `out = x · Wᵀ` for `n` activation vectors (`method`: auto, mmv, fused, gemm_bf16 or gemm_f16).
+/// `out = x · Wᵀ` for `n` activation vectors (`method`: auto, mmv, mmq, fused, gemm_bf16 or gemm_f16).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn cuda_linear(
@@ -85,10 +85,11 @@ fn cuda_linear(
     let method = match method {
         "auto" => Method::Auto,
         "mmv" => Method::MatVec,
+        "mmq" => Method::Mmq,
         "fused" => Method::Fused,
         "gemm_bf16" => Method::Gemm(Dtype::BF16),
         "gemm_f16" => Method::Gemm(Dtype::F16),
-        _ => return Err(to_py(IqError::Invalid(format!("unknown method {method:?}: expected auto, mmv, fused, gemm_bf16 or gemm_f16")))),
+        _ => return Err(to_py(IqError::Invalid(format!("unknown method {method:?}: expected auto, mmv, mmq, fused, gemm_bf16 or gemm_f16")))),
     };
     // SAFETY: as in cuda_dequantize.
     detached(py, || unsafe { cuda::linear(&w, x_ptr, x_dtype, n, out_ptr, stream, method) })

@@ -1,0 +1,218 @@
+// The quantized matrix multiply, written once over a type's `unit()` decoder: `out = x · Wᵀ` for
+// activations quantized to Q8_1, with int8 tensor-core MMA (`mma.sync … .s8.s8.s32`) and no
+// dequantized W anywhere, not even in shared memory as floats.
+//
+// A block takes MMQ_ROWS rows of W and 8·NT activation vectors; its MMQ_WARPS warps split the
+// columns of W (steps of MMQ_KU units, dealt round-robin) and add their partial sums at the end.
+// Per step a warp decodes its rows' units (thread (g, q) = lane (4g + q): unit q of rows g and
+// g + 8 of each 16-row tile), stores the int8 words to its own slice of shared memory, and reads
+// them back with ldmatrix as MMA fragments — the transpose that gives each thread of an MMA quad
+// a word of the *same* 16-weight half (all of whose weights share one scale). So no block-wide
+// barrier sits between decode and multiply: the warps of an SM run independently and hide each
+// other's load latency, as the mat-vec warps do.
+//
+// The MMA sums exactly in int32 per 16-weight half (SPLIT_SCALE types: m16n8k16, one product per
+// half) or per unit (m16n8k32); the scales then apply in f32: acc += dy · (d0·s0 + d1·s1).
+//
+// Activations come in the *MMQ layout* of Q8_1 (`iqrs_quantize_q8_1_mmq`): within every 128
+// values of a vector, value 32u + 16h + 4t + b (unit u, half h, word t, byte b) sits at byte
+// 32t + 4(2u + h) + b, so the words a thread needs for one step are 32 contiguous bytes.
+#pragma once
+// Included at the end of kernels.cuh, after mm.cuh, whose helpers it uses.
+
+namespace iqrs {
+
+#ifndef IQRS_MMQ_WARPS
+#define IQRS_MMQ_WARPS 4
+#endif
+#ifndef IQRS_MMQ_MT
+#define IQRS_MMQ_MT 2
+#endif
+/// Warps of a block (the same rows, the columns of W split among them).
+constexpr int MMQ_WARPS = IQRS_MMQ_WARPS;
+/// 16-row MMA tiles per warp; a block's rows.
+constexpr int MMQ_MT = IQRS_MMQ_MT, MMQ_ROWS = 16 * MMQ_MT;
+/// Units per step of a warp (128 weights: one MMQ-layout chunk of the activations).
+constexpr int MMQ_KU = 4;
+
+/// `c = a · b` on a 16x8 int32 tile: a 16x16 (rows x k), b 16x8, int8.
+__device__ __forceinline__ void mma_s8_k16(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+    asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};"
+        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+        : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+}
+
+/// `c = a · b` on a 16x8 int32 tile: a 16x32 (rows x k), b 32x8, int8.
+__device__ __forceinline__ void mma_s8_k32(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};"
+        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+}
+
+/// The chunk (16 bytes) of a warp's staged row `r` holding logical chunk `c` (0..7): rows XOR-
+/// swizzled so that the 8 rows an ldmatrix reads fall on different banks.
+__device__ __forceinline__ int mmq_swz(int r, int c) { return 8 * r + (c ^ (r & 7)); }
+
+/// `out[v][row] = Σ_k W[row, k] · x[v, k]` for `n` vectors quantized to Q8_1 in the MMQ layout
+/// (`yq`: n x 32·units int8, `yd`: n x units f32 scales), `out` of `out_dtype` (n x rows).
+/// Grid (⌈n / 8NT⌉, ⌈rows / MMQ_ROWS⌉), block (32, MMQ_WARPS).
+template <class T, int NT>
+__device__ __forceinline__ void mmq(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, const int8_t* __restrict__ yq,
+                                    const float* __restrict__ yd, int n, void* __restrict__ out, int out_dtype) {
+    constexpr int MT = MMQ_MT, KU = MMQ_KU;
+    __shared__ __align__(128) uint4 sw[MMQ_WARPS][MMQ_ROWS * 2 * KU];  // decoded words, per warp
+    __shared__ float2 ss[MMQ_WARPS][MMQ_ROWS * KU];                     // their scales (d0, d1)
+    __shared__ float red[MT * NT * 4][32];                              // the warps' partial sums
+
+    const int lane = threadIdx.x, warp = threadIdx.y, g = lane >> 2, q = lane & 3;
+    const int row0 = blockIdx.y * MMQ_ROWS, v0 = blockIdx.x * 8 * NT;
+    const size_t cols = size_t(units) * UNIT;
+    uint4* stw = sw[warp];
+    float2* sts = ss[warp];
+
+    // This lane's activation words (vector g of each 8-vector tile) and scales (vectors 2q, 2q + 1);
+    // vectors past the last read the last one, and their sums are dropped.
+    const int8_t* yb[NT];
+    const float* ydl[NT][2];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+        yb[t] = yq + size_t(min(v0 + 8 * t + g, n - 1)) * cols + 32 * q;
+#pragma unroll
+        for (int e = 0; e < 2; ++e) ydl[t][e] = yd + size_t(min(v0 + 8 * t + 2 * q + e, n - 1)) * units;
+    }
+
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[m][t][e] = 0.0f;
+
+    // Software-pipelined: the units of the warp's next step are decoded (their loads in flight)
+    // while this step's MMAs run. Rows past the last repeat it; a last step past the end repeats
+    // the last step (decoded, never used).
+    const int steps = units / KU;
+    Unit xs[MT][2];
+    auto decode = [&](int s) {
+        const int u = min(s, steps - 1) * KU + q;
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int row = min(row0 + 16 * m + 8 * h + g, rows - 1);
+                xs[m][h] = T::unit(group_of<T>(w, row_bytes, row), row % T::ROWS_PER_GROUP, u);
+            }
+    };
+    decode(warp);
+    for (int s = warp; s < steps; s += MMQ_WARPS) {
+        const int u0 = s * KU;
+        uint4 bq[NT][2];
+        float4 dq[NT][2];
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            bq[t][0] = __ldg(reinterpret_cast<const uint4*>(yb[t] + size_t(u0) * UNIT));
+            bq[t][1] = __ldg(reinterpret_cast<const uint4*>(yb[t] + size_t(u0) * UNIT + 16));
+            dq[t][0] = __ldg(reinterpret_cast<const float4*>(ydl[t][0] + u0));
+            dq[t][1] = __ldg(reinterpret_cast<const float4*>(ydl[t][1] + u0));
+        }
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int r = 16 * m + 8 * h + g;
+                const Unit& x = xs[m][h];
+                stw[mmq_swz(r, 2 * q)] = make_uint4(x.q[0], x.q[1], x.q[2], x.q[3]);
+                stw[mmq_swz(r, 2 * q + 1)] = make_uint4(x.q[4], x.q[5], x.q[6], x.q[7]);
+                sts[r * KU + q] = make_float2(x.d[0], x.d[1]);
+            }
+        __syncwarp();
+        uint32_t a[MT][KU][4];
+        float2 dl[MT][KU][2];
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int u = 0; u < KU; ++u) {
+                ldmatrix_x4(a[m][u], &stw[mmq_swz(16 * m + (lane & 15), 2 * u + (lane >> 4))]);
+                dl[m][u][0] = sts[(16 * m + g) * KU + u];
+                dl[m][u][1] = sts[(16 * m + g + 8) * KU + u];
+            }
+        __syncwarp();  // the next step's stores wait for these reads
+        decode(s + MMQ_WARPS);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            const uint32_t bw[8] = {bq[t][0].x, bq[t][0].y, bq[t][0].z, bq[t][0].w, bq[t][1].x, bq[t][1].y, bq[t][1].z, bq[t][1].w};
+            const float dy[2][4] = {{dq[t][0].x, dq[t][0].y, dq[t][0].z, dq[t][0].w}, {dq[t][1].x, dq[t][1].y, dq[t][1].z, dq[t][1].w}};
+#pragma unroll
+            for (int u = 0; u < KU; ++u)
+#pragma unroll
+                for (int m = 0; m < MT; ++m) {
+                    if constexpr (T::SPLIT_SCALE) {
+                        int c0[4], c1[4];
+                        mma_s8_k16(c0, a[m][u][0], a[m][u][1], bw[2 * u]);
+                        mma_s8_k16(c1, a[m][u][2], a[m][u][3], bw[2 * u + 1]);
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const float2 d = dl[m][u][e >> 1];  // |c| <= 16 * 128 * 127 < 2^22
+                            const float s = fmaf(d.y, small_int_to_float(c1[e]), d.x * small_int_to_float(c0[e]));
+                            acc[m][t][e] = fmaf(dy[e & 1][u], s, acc[m][t][e]);
+                        }
+                    } else {
+                        int c[4];
+                        mma_s8_k32(c, a[m][u], bw[2 * u], bw[2 * u + 1]);
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const float d = dl[m][u][e >> 1].x;  // |c| <= 32 * 128 * 127 < 2^22
+                            acc[m][t][e] = fmaf(dy[e & 1][u] * d, small_int_to_float(c[e]), acc[m][t][e]);
+                        }
+                    }
+                }
+        }
+    }
+
+    // The warps' sums, added in warp order.
+#pragma unroll 1
+    for (int k = 1; k < MMQ_WARPS; ++k) {
+        if (warp == k) {
+#pragma unroll
+            for (int m = 0; m < MT; ++m)
+#pragma unroll
+                for (int t = 0; t < NT; ++t)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        float& r = red[(m * NT + t) * 4 + e][lane];
+                        r = k == 1 ? acc[m][t][e] : r + acc[m][t][e];
+                    }
+        }
+        __syncthreads();
+    }
+    if (warp != 0) return;
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int row = row0 + 16 * m + g + 8 * (e >> 1), v = v0 + 8 * t + 2 * q + (e & 1);
+                const float sum = MMQ_WARPS > 1 ? acc[m][t][e] + red[(m * NT + t) * 4 + e][lane] : acc[m][t][e];
+                if (row < rows && v < n) store_elem(out, out_dtype, size_t(v) * rows + row, sum);
+            }
+}
+
+}  // namespace iqrs
+
+// Up to 16 vectors a block (tiles 1 and 2) the registers are capped so that an SM holds 4
+// blocks: measured faster (H200: iq4_ks 28672x8192 n=8 85 -> 77 µs, n=16 114 -> 95); with 4
+// tiles the cap spills and is slower (iq4_k n=32 207 -> 339 µs).
+#define IQRS_MMQ_ENTRY(name, T, nt)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(32 * iqrs::MMQ_WARPS, nt <= 2 ? 4 : 1)                                      \
+        iqrs_mmq_##name##_##nt(const uint8_t* w, unsigned long long row_bytes, int rows, int units, const int8_t* yq,       \
+                               const float* yd, int n, void* out, int out_dtype) {                                           \
+        iqrs::mmq<T, nt>(w, row_bytes, rows, units, yq, yd, n, out, out_dtype);                                              \
+    }
+
+/// The quantized matrix multiply of a type: `iqrs_mmq_<name>_{1,2,4}` (8-vector tiles per block).
+#define IQRS_MMQ_KERNELS(name, T) \
+    IQRS_MMQ_ENTRY(name, T, 1)    \
+    IQRS_MMQ_ENTRY(name, T, 2)    \
+    IQRS_MMQ_ENTRY(name, T, 4)
