@@ -41,6 +41,7 @@ struct IQ2K {
     static constexpr int BLOCK_BYTES = 76;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
+    static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
@@ -63,6 +64,7 @@ struct IQ3K {
     static constexpr int BLOCK_BYTES = 110;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
+    static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
@@ -107,6 +109,7 @@ struct IQ5K {
     static constexpr int BLOCK_BYTES = 176;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
+    static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
@@ -128,6 +131,7 @@ struct IQ6K {
     static constexpr int BLOCK_BYTES = 212;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
+    static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);

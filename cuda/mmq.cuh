@@ -3,20 +3,20 @@
 // dequantized W anywhere, not even in shared memory as floats.
 //
 // A block takes MMQ_ROWS rows of W and 8·NT activation vectors; its MMQ_WARPS warps split the
-// columns of W (steps of MMQ_KU units, dealt round-robin) and add their partial sums at the end.
-// Per step a warp decodes its rows' units (thread (g, q) = lane (4g + q): unit q of rows g and
-// g + 8 of each 16-row tile), stores the int8 words to its own slice of shared memory, and reads
-// them back with ldmatrix as MMA fragments — the transpose that gives each thread of an MMA quad
-// a word of the *same* 16-weight half (all of whose weights share one scale). So no block-wide
-// barrier sits between decode and multiply: the warps of an SM run independently and hide each
-// other's load latency, as the mat-vec warps do.
+// columns of W (steps of KU units, dealt round-robin) and add their partial sums at the end.
+// Per step a warp decodes its rows' units (unit i = 32j + lane of the step is unit i % KU of row
+// i / KU), stores the int8 words to its own slice of shared memory, and reads them back with
+// ldmatrix as MMA fragments — the transpose that gives each thread of an MMA quad a word of the
+// *same* 16-weight half (all of whose weights share one scale). So no block-wide barrier sits
+// between decode and multiply: the warps of an SM run independently and hide each other's load
+// latency, as the mat-vec warps do.
 //
 // The MMA sums exactly in int32 per 16-weight half (SPLIT_SCALE types: m16n8k16, one product per
 // half) or per unit (m16n8k32); the scales then apply in f32: acc += dy · (d0·s0 + d1·s1).
 //
 // Activations come in the *MMQ layout* of Q8_1 (`iqrs_quantize_q8_1_mmq`): within every 128
 // values of a vector, value 32u + 16h + 4t + b (unit u, half h, word t, byte b) sits at byte
-// 32t + 4(2u + h) + b, so the words a thread needs for one step are 32 contiguous bytes.
+// 32t + 4(2u + h) + b, so the words a thread needs for 4 units are 32 contiguous bytes.
 #pragma once
 // Included at the end of kernels.cuh, after mm.cuh, whose helpers it uses.
 
@@ -25,15 +25,20 @@ namespace iqrs {
 #ifndef IQRS_MMQ_WARPS
 #define IQRS_MMQ_WARPS 4
 #endif
-#ifndef IQRS_MMQ_MT
-#define IQRS_MMQ_MT 2
-#endif
 /// Warps of a block (the same rows, the columns of W split among them).
 constexpr int MMQ_WARPS = IQRS_MMQ_WARPS;
-/// 16-row MMA tiles per warp; a block's rows.
-constexpr int MMQ_MT = IQRS_MMQ_MT, MMQ_ROWS = 16 * MMQ_MT;
-/// Units per step of a warp (128 weights: one MMQ-layout chunk of the activations).
-constexpr int MMQ_KU = 4;
+/// 16-row MMA tiles per warp; a block's rows (the launch code in rust/src/cuda/kernels.rs
+/// mirrors MMQ_ROWS and MMQ_WARPS).
+constexpr int MMQ_MT = 2, MMQ_ROWS = 16 * MMQ_MT;
+
+/// Units a warp's step takes for type `T` (4 or 8): `T::MMQ_UNITS` where the type sets it, else
+/// 4. The more units a step, the fewer rows a load instruction of the decode touches (32 / KU):
+/// the decode is bound by L1 wavefronts (cuda/NOTES.md), and the heavier decoders of IQ2_K,
+/// IQ3_K, IQ5_K and IQ6_K measured 10-30% faster with 8; the others slower.
+template <class T, class = void>
+struct MmqUnits : std::integral_constant<int, 4> {};
+template <class T>
+struct MmqUnits<T, std::void_t<decltype(T::MMQ_UNITS)>> : std::integral_constant<int, T::MMQ_UNITS> {};
 
 /// `c = a · b` on a 16x8 int32 tile: a 16x16 (rows x k), b 16x8, int8.
 __device__ __forceinline__ void mma_s8_k16(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
@@ -49,9 +54,10 @@ __device__ __forceinline__ void mma_s8_k32(int (&c)[4], const uint32_t (&a)[4], 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
 }
 
-/// The chunk (16 bytes) of a warp's staged row `r` holding logical chunk `c` (0..7): rows XOR-
-/// swizzled so that the 8 rows an ldmatrix reads fall on different banks.
-__device__ __forceinline__ int mmq_swz(int r, int c) { return 8 * r + (c ^ (r & 7)); }
+/// The chunk (16 bytes) of a warp's staged row `r` (KU units: 2·KU chunks) holding logical chunk
+/// `c`: rows XOR-swizzled so that the 8 rows an ldmatrix reads fall on different banks.
+template <int KU>
+__device__ __forceinline__ int mmq_swz(int r, int c) { return 2 * KU * r + (c ^ (r & 7)); }
 
 /// `out[v][row] = Σ_k W[row, k] · x[v, k]` for `n` vectors quantized to Q8_1 in the MMQ layout
 /// (`yq`: n x 32·units int8, `yd`: n x units f32 scales), `out` of `out_dtype` (n x rows).
@@ -59,7 +65,7 @@ __device__ __forceinline__ int mmq_swz(int r, int c) { return 8 * r + (c ^ (r & 
 template <class T, int NT>
 __device__ __forceinline__ void mmq(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, const int8_t* __restrict__ yq,
                                     const float* __restrict__ yd, int n, void* __restrict__ out, int out_dtype) {
-    constexpr int MT = MMQ_MT, KU = MMQ_KU;
+    constexpr int MT = MMQ_MT, KU = MmqUnits<T>::value;
     __shared__ __align__(128) uint4 sw[MMQ_WARPS][MMQ_ROWS * 2 * KU];  // decoded words, per warp
     __shared__ float2 ss[MMQ_WARPS][MMQ_ROWS * KU];                     // their scales (d0, d1)
     __shared__ float red[MT * NT * 4][32];                              // the warps' partial sums
@@ -89,85 +95,68 @@ __device__ __forceinline__ void mmq(const uint8_t* __restrict__ w, size_t row_by
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[m][t][e] = 0.0f;
 
-    // Software-pipelined: the units of the warp's next step are decoded (their loads in flight)
-    // while this step's MMAs run. Rows past the last repeat it; a last step past the end repeats
-    // the last step (decoded, never used).
+    // Rows past the last repeat it (their sums are dropped).
+    constexpr int DEC = MMQ_ROWS * KU / 32;  // units a lane decodes per step
     const int steps = units / KU;
-    Unit xs[MT][2];
-    auto decode = [&](int s) {
-        const int u = min(s, steps - 1) * KU + q;
-#pragma unroll
-        for (int m = 0; m < MT; ++m)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int row = min(row0 + 16 * m + 8 * h + g, rows - 1);
-                xs[m][h] = T::unit(group_of<T>(w, row_bytes, row), row % T::ROWS_PER_GROUP, u);
-            }
-    };
-    decode(warp);
     for (int s = warp; s < steps; s += MMQ_WARPS) {
         const int u0 = s * KU;
-        uint4 bq[NT][2];
-        float4 dq[NT][2];
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-            bq[t][0] = __ldg(reinterpret_cast<const uint4*>(yb[t] + size_t(u0) * UNIT));
-            bq[t][1] = __ldg(reinterpret_cast<const uint4*>(yb[t] + size_t(u0) * UNIT + 16));
-            dq[t][0] = __ldg(reinterpret_cast<const float4*>(ydl[t][0] + u0));
-            dq[t][1] = __ldg(reinterpret_cast<const float4*>(ydl[t][1] + u0));
+        for (int j = 0; j < DEC; ++j) {
+            const int i = 32 * j + lane, r = i / KU, u = i % KU, row = min(row0 + r, rows - 1);
+            const Unit x = T::unit(group_of<T>(w, row_bytes, row), row % T::ROWS_PER_GROUP, u0 + u);
+            stw[mmq_swz<KU>(r, 2 * u)] = make_uint4(x.q[0], x.q[1], x.q[2], x.q[3]);
+            stw[mmq_swz<KU>(r, 2 * u + 1)] = make_uint4(x.q[4], x.q[5], x.q[6], x.q[7]);
+            sts[r * KU + u] = make_float2(x.d[0], x.d[1]);
         }
-#pragma unroll
-        for (int m = 0; m < MT; ++m)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int r = 16 * m + 8 * h + g;
-                const Unit& x = xs[m][h];
-                stw[mmq_swz(r, 2 * q)] = make_uint4(x.q[0], x.q[1], x.q[2], x.q[3]);
-                stw[mmq_swz(r, 2 * q + 1)] = make_uint4(x.q[4], x.q[5], x.q[6], x.q[7]);
-                sts[r * KU + q] = make_float2(x.d[0], x.d[1]);
-            }
         __syncwarp();
-        uint32_t a[MT][KU][4];
-        float2 dl[MT][KU][2];
+        // The step's units 4 at a time (one 128-weight chunk of the activations).
 #pragma unroll
-        for (int m = 0; m < MT; ++m)
+        for (int c = 0; c < KU / 4; ++c) {
+            uint32_t a[MT][4][4];
+            float2 dl[MT][4][2];
 #pragma unroll
-            for (int u = 0; u < KU; ++u) {
-                ldmatrix_x4(a[m][u], &stw[mmq_swz(16 * m + (lane & 15), 2 * u + (lane >> 4))]);
-                dl[m][u][0] = sts[(16 * m + g) * KU + u];
-                dl[m][u][1] = sts[(16 * m + g + 8) * KU + u];
-            }
-        __syncwarp();  // the next step's stores wait for these reads
-        decode(s + MMQ_WARPS);
+            for (int m = 0; m < MT; ++m)
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-            const uint32_t bw[8] = {bq[t][0].x, bq[t][0].y, bq[t][0].z, bq[t][0].w, bq[t][1].x, bq[t][1].y, bq[t][1].z, bq[t][1].w};
-            const float dy[2][4] = {{dq[t][0].x, dq[t][0].y, dq[t][0].z, dq[t][0].w}, {dq[t][1].x, dq[t][1].y, dq[t][1].z, dq[t][1].w}};
+                for (int u = 0; u < 4; ++u) {
+                    ldmatrix_x4(a[m][u], &stw[mmq_swz<KU>(16 * m + (lane & 15), 2 * (4 * c + u) + (lane >> 4))]);
+                    dl[m][u][0] = sts[(16 * m + g) * KU + 4 * c + u];
+                    dl[m][u][1] = sts[(16 * m + g + 8) * KU + 4 * c + u];
+                }
 #pragma unroll
-            for (int u = 0; u < KU; ++u)
+            for (int t = 0; t < NT; ++t) {
+                const uint8_t* yc = reinterpret_cast<const uint8_t*>(yb[t]) + size_t(u0 + 4 * c) * UNIT;
+                const uint4 b0 = __ldg(reinterpret_cast<const uint4*>(yc)), b1 = __ldg(reinterpret_cast<const uint4*>(yc + 16));
+                const float4 dy0 = __ldg(reinterpret_cast<const float4*>(ydl[t][0] + u0 + 4 * c));
+                const float4 dy1 = __ldg(reinterpret_cast<const float4*>(ydl[t][1] + u0 + 4 * c));
+                const uint32_t bw[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+                const float dy[2][4] = {{dy0.x, dy0.y, dy0.z, dy0.w}, {dy1.x, dy1.y, dy1.z, dy1.w}};
 #pragma unroll
-                for (int m = 0; m < MT; ++m) {
-                    if constexpr (T::SPLIT_SCALE) {
-                        int c0[4], c1[4];
-                        mma_s8_k16(c0, a[m][u][0], a[m][u][1], bw[2 * u]);
-                        mma_s8_k16(c1, a[m][u][2], a[m][u][3], bw[2 * u + 1]);
+                for (int u = 0; u < 4; ++u)
 #pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const float2 d = dl[m][u][e >> 1];  // |c| <= 16 * 128 * 127 < 2^22
-                            const float s = fmaf(d.y, small_int_to_float(c1[e]), d.x * small_int_to_float(c0[e]));
-                            acc[m][t][e] = fmaf(dy[e & 1][u], s, acc[m][t][e]);
-                        }
-                    } else {
-                        int c[4];
-                        mma_s8_k32(c, a[m][u], bw[2 * u], bw[2 * u + 1]);
+                    for (int m = 0; m < MT; ++m) {
+                        if constexpr (T::SPLIT_SCALE) {
+                            int c0[4], c1[4];
+                            mma_s8_k16(c0, a[m][u][0], a[m][u][1], bw[2 * u]);
+                            mma_s8_k16(c1, a[m][u][2], a[m][u][3], bw[2 * u + 1]);
 #pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const float d = dl[m][u][e >> 1].x;  // |c| <= 32 * 128 * 127 < 2^22
-                            acc[m][t][e] = fmaf(dy[e & 1][u] * d, small_int_to_float(c[e]), acc[m][t][e]);
+                            for (int e = 0; e < 4; ++e) {
+                                const float2 d = dl[m][u][e >> 1];  // |c| <= 16 * 128 * 127 < 2^22
+                                const float sum = fmaf(d.y, small_int_to_float(c1[e]), d.x * small_int_to_float(c0[e]));
+                                acc[m][t][e] = fmaf(dy[e & 1][u], sum, acc[m][t][e]);
+                            }
+                        } else {
+                            int cs[4];
+                            mma_s8_k32(cs, a[m][u], bw[2 * u], bw[2 * u + 1]);
+#pragma unroll
+                            for (int e = 0; e < 4; ++e) {
+                                const float d = dl[m][u][e >> 1].x;  // |c| <= 32 * 128 * 127 < 2^22
+                                acc[m][t][e] = fmaf(dy[e & 1][u] * d, small_int_to_float(cs[e]), acc[m][t][e]);
+                            }
                         }
                     }
-                }
+            }
         }
+        __syncwarp();  // the next step's stores wait for this step's reads
     }
 
     // The warps' sums, added in warp order.

@@ -198,7 +198,7 @@ def time_mmq(args: argparse.Namespace) -> int:
             cells = []
             for v in variants:
                 mod = cp.RawModule(path=str(LAB / v["label"] / f"{family[t]}.cubin"))
-                mt = macro(v["flags"], "IQRS_MMQ_MT", 2)
+                mt = 2  # MMQ_MT in mmq.cuh
                 warps = macro(v["flags"], "IQRS_MMQ_WARPS", 4)
                 nt = min(8, -(-n // 8))
                 f = mod.get_function(f"iqrs_mmq_{t}_{nt}")

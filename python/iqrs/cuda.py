@@ -257,9 +257,10 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         weight: the :class:`CudaQTensor` ``W`` of shape ``(rows, cols)``.
         bias: optional tensor of ``rows`` values, added in x's dtype.
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
-        method: ``"auto"`` (mat-vec for up to 8 vectors, the quantized matrix multiply up to
-            32 (not for iq6_k), else bf16 GEMM), or force ``"mmv"`` (Q8_1 activations, dp4a), ``"mmq"`` (Q8_1
-            activations, W decoded to int8 in registers, int8 tensor-core products), ``"fused"``
+        method: ``"auto"`` (mat-vec for up to 5-8 vectors by type, the quantized matrix
+            multiply up to 32, else bf16 GEMM), or force ``"mmv"`` (Q8_1
+            activations, dp4a), ``"mmq"`` (Q8_1 activations, W decoded to int8 in registers,
+            int8 tensor-core products), ``"fused"``
             (W decoded tile by tile into shared memory as bf16, bf16 tensor-core products; on an
             H200 at best as fast as the GEMM), ``"gemm_bf16"`` or ``"gemm_f16"`` (W dequantized
             in slabs, cuBLAS). Only the GEMM paths hold a dequantized copy of W.

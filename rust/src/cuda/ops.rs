@@ -98,9 +98,9 @@ impl QMatrix {
 /// How [`linear`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// Mat-vec kernels for up to [`MATVEC_MAX_AUTO`] activation vectors, the quantized matrix
-    /// multiply up to [`mmq_max_auto`], else bf16 GEMM (the bf16 fused kernel measured no faster
-    /// than dequantize + cuBLAS on an H200: see cuda/NOTES.md).
+    /// Mat-vec kernels for up to [`matvec_max_auto`] activation vectors (5 to 8 by type), the
+    /// quantized matrix multiply up to [`MMQ_MAX_AUTO`], else bf16 GEMM (the bf16 fused kernel
+    /// measured no faster than dequantize + cuBLAS on an H200: see cuda/NOTES.md).
     Auto,
     /// Activations quantized to Q8_1, integer dot products (dp4a), 8 vectors per launch.
     MatVec,
@@ -115,19 +115,24 @@ pub enum Method {
     Gemm(Dtype),
 }
 
-/// Most activation vectors [`Method::Auto`] gives the mat-vec kernels (one launch).
-pub const MATVEC_MAX_AUTO: usize = 8;
-
-/// Most activation vectors [`Method::Auto`] gives the quantized matrix multiply, measured on an
-/// H200 against dequantize + cuBLAS (BENCHMARKS.md, 2026-12-04): faster up to 32 vectors for
-/// every type but IQ6_K, whose heavier decode loses from 16 on (so it goes from the mat-vec
-/// straight to the GEMM); at 64 the GEMM is faster for all.
-pub fn mmq_max_auto(t: QType) -> usize {
+/// Most activation vectors [`Method::Auto`] gives the mat-vec kernels (one launch of up to 8);
+/// beyond, the quantized matrix multiply, whose time hardly grows with the vectors up to 8.
+/// Measured on an H200 (`bench_cuda --paths --n 2,4,6,8`, BENCHMARKS.md, 2026-12-04): the
+/// cross-over lies at 6 for the row-scale types, at 8 for the others, and past 8 for the types
+/// with the heaviest decodes.
+pub fn matvec_max_auto(t: QType) -> usize {
+    use QType::*;
     match t {
-        QType::IQ6K => MATVEC_MAX_AUTO,
-        _ => 32,
+        Q8K | IQ5K | IQ6K | IQ5KR4 | IQ5KSR4 => 8,
+        IQ4KS | IQ4KSS | IQ2KS | IQ3KS | IQ5KS | IQ2KL => 5,
+        IQ2K | IQ3K | IQ4K | IQ2KR4 | IQ3KR4 | IQ4KR4 | IQ4KSR4 => 7,
     }
 }
+
+/// Most activation vectors [`Method::Auto`] gives the quantized matrix multiply: measured on an
+/// H200 against dequantize + cuBLAS (BENCHMARKS.md, 2026-12-04), it is faster up to 32 vectors
+/// for every type (1.02-1.87x at 32), slower at 64 for all but three (0.58-1.11x).
+pub const MMQ_MAX_AUTO: usize = 32;
 
 /// Most bytes of dequantized weights held at once by the GEMM path (larger matrices go in slabs).
 pub const GEMM_SLAB_BYTES: usize = 512 << 20;
@@ -192,9 +197,9 @@ pub unsafe fn linear(w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, st
     dev.check_range("output", out, n * w.rows * x_dtype.size())?;
     let stream = stream_of(stream);
     match method {
-        Method::Auto if n <= MATVEC_MAX_AUTO => matvec(&dev, w, x, x_dtype, n, out, stream),
+        Method::Auto if n <= matvec_max_auto(w.qtype) => matvec(&dev, w, x, x_dtype, n, out, stream),
         Method::MatVec => matvec(&dev, w, x, x_dtype, n, out, stream),
-        Method::Auto if n <= mmq_max_auto(w.qtype) => mmq(&dev, w, x, x_dtype, n, out, stream),
+        Method::Auto if n <= MMQ_MAX_AUTO => mmq(&dev, w, x, x_dtype, n, out, stream),
         Method::Mmq => mmq(&dev, w, x, x_dtype, n, out, stream),
         Method::Fused => fused(&dev, w, x, x_dtype, n, out, stream),
         Method::Auto => gemm(&dev, w, x, x_dtype, n, out, Dtype::BF16, stream),
