@@ -88,6 +88,18 @@ proptest! {
 }
 
 #[test]
+fn dots_of_every_block_count_equal_scalar() {
+    // The dot kernels reduce four blocks' integer sums at once and the rest one by one: rows of
+    // 1..=9 blocks cover no quad, one quad, a quad plus each remainder, and two quads plus one.
+    for &t in QType::ALL {
+        for blocks in 1..=9 {
+            let seed: Vec<u8> = (0..97).map(|i| (i * 37 + blocks * 11) as u8).collect();
+            check(t, blocks, seed, 0.37, false);
+        }
+    }
+}
+
+#[test]
 fn extreme_activations_are_exact() {
     // all -128 activations against every quant value: the case 16-bit kernels saturate on
     for &t in QType::ALL {

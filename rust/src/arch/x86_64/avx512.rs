@@ -93,6 +93,52 @@ pub(super) unsafe fn sum_lanes(v: __m512i) -> __m128i {
     )
 }
 
+/// The totals of four blocks' 16-dword integer sums, block by block: one transposed reduction
+/// for the four instead of a horizontal reduction each (~6 instructions a block fewer).
+#[inline(always)]
+pub(super) unsafe fn sums4(s: &[__m512i; 4]) -> [i32; 4] {
+    // per 128-bit lane: a = [s0, s1, s0, s1] and c = [s2, s3, s2, s3] partial sums, then [s0, s1, s2, s3]
+    let a = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
+    let c = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
+    let t = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c));
+    let mut out = [0i32; 4];
+    _mm_storeu_si128(out.as_mut_ptr().cast(), sum_lanes(t));
+    out
+}
+
+/// `Σ_b c_b · Σ s_b` over the blocks of a row, where `$block` gives block `$b` (of `$bytes`
+/// bytes, with its Q8_K activation block `$yb`) as its 16-dword exact integer sums `s_b` and f32
+/// scale `c_b`. Four blocks' integers are reduced at once ([`sums4`]); the f32 accumulation
+/// runs block by block as `acc += c_b · (f32) Σ s_b`, so the result is bit for bit that of a
+/// loop reducing each block alone (and of the scalar kernels). A macro rather than a function
+/// taking a closure: closures do not inherit the caller's target features.
+macro_rules! sum_blocks {
+    ($src:expr, $bytes:expr, $y:expr, |$b:ident, $yb:ident| $block:expr) => {{
+        let (src, bytes, y): (&[u8], usize, &[u8]) = ($src, $bytes, $y);
+        let yq = $crate::quants::q8k::BLOCK_BYTES;
+        let quads = src.len() / (4 * bytes);
+        let mut acc = 0f32;
+        for (b4, y4) in src.chunks_exact(4 * bytes).zip(y.chunks_exact(4 * yq)) {
+            let mut s = [_mm512_setzero_si512(); 4];
+            let mut c = [0f32; 4];
+            for k in 0..4 {
+                let ($b, $yb) = (&b4[k * bytes..(k + 1) * bytes], &y4[k * yq..(k + 1) * yq]);
+                (s[k], c[k]) = $block;
+            }
+            let t = $crate::arch::x86_64::avx512::sums4(&s);
+            for k in 0..4 {
+                acc += c[k] * t[k] as f32;
+            }
+        }
+        for ($b, $yb) in src[4 * bytes * quads..].chunks_exact(bytes).zip(y[4 * yq * quads..].chunks_exact(yq)) {
+            let (s, c) = $block;
+            acc += c * _mm512_reduce_add_epi32(s) as f32;
+        }
+        acc
+    }};
+}
+pub(crate) use sum_blocks;
+
 #[inline(always)]
 pub(super) unsafe fn load64(b: &[u8], off: usize) -> __m512i {
     _mm512_loadu_si512(b[off..off + 64].as_ptr().cast())
@@ -128,7 +174,7 @@ fn l_of(sbyte: u8) -> i32 {
 /// nibble order), so they are plain loads. The +128 offset of the table is removed with the
 /// Q8_K block sums (`Σ_s L_s·128·Σy_s`).
 #[inline(always)]
-unsafe fn iq4_block_sum_fast(sbytes: u64, qa: __m512i, qb: __m512i, yb: &[u8]) -> i32 {
+unsafe fn iq4_block_sum_fast(sbytes: u64, qa: __m512i, qb: __m512i, yb: &[u8]) -> __m512i {
     let m4 = _mm512_set1_epi8(0x0F);
     let plain = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4K_TABLES[2].as_ptr().cast()));
     let shifted = _mm512_broadcast_i32x4(_mm_loadu_si128(IQ4K_TABLES[3].as_ptr().cast()));
@@ -153,8 +199,7 @@ unsafe fn iq4_block_sum_fast(sbytes: u64, qa: __m512i, qb: __m512i, yb: &[u8]) -
     let l16 = _mm256_sub_epi16(_mm256_and_si256(sc16, _mm256_set1_epi16(0xFE)), _mm256_set1_epi16(127));
     let bs = _mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast());
     let corr = _mm256_slli_epi32::<7>(_mm256_madd_epi16(l16, bs));
-    let s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr));
-    _mm512_reduce_add_epi32(s)
+    _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,14 +221,12 @@ unsafe fn iq4_ks_pairs(b: &[u8]) -> [(u8, u8, __m256i); 4] {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 unsafe fn iq4_ks_dot_impl(src: &[u8], y: &[u8]) -> f32 {
     let d = read_f32(src, 0);
-    let mut acc = 0f32;
-    for (b, yb) in src[ROW_META..].chunks_exact(IQ4KS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+    sum_blocks!(&src[ROW_META..], IQ4KS_BLOCK, y, |b, yb| {
         let sbytes = u64::from_le_bytes(b[..8].try_into().unwrap());
         let q = &b[8..8 + 128];
         let (qa, qb) = (_mm512_loadu_si512(q.as_ptr().cast()), _mm512_loadu_si512(q[64..].as_ptr().cast()));
-        acc += (d * read_f32(yb, 0)) * iq4_block_sum_fast(sbytes, qa, qb, yb) as f32;
-    }
-    acc
+        (iq4_block_sum_fast(sbytes, qa, qb, yb), d * read_f32(yb, 0))
+    })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
@@ -220,13 +263,11 @@ unsafe fn iq4_kss_pairs(b: &[u8]) -> [(u8, u8, __m256i); 4] {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 unsafe fn iq4_kss_dot_impl(src: &[u8], y: &[u8]) -> f32 {
     let d = read_f32(src, 0);
-    let mut acc = 0f32;
-    for (b, yb) in src[ROW_META..].chunks_exact(IQ4KSS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+    sum_blocks!(&src[ROW_META..], IQ4KSS_BLOCK, y, |b, yb| {
         let (sa, qa) = kss_decode32(_mm512_loadu_si512(b[..64].as_ptr().cast()));
         let (sb, qb) = kss_decode32(_mm512_loadu_si512(b[64..128].as_ptr().cast()));
-        acc += (d * read_f32(yb, 0)) * iq4_block_sum_fast(sa as u64 | (sb as u64) << 32, qa, qb, yb) as f32;
-    }
-    acc
+        (iq4_block_sum_fast(sa as u64 | (sb as u64) << 32, qa, qb, yb), d * read_f32(yb, 0))
+    })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
@@ -302,8 +343,7 @@ pub fn iq4_kss_fill_tile(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usi
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
 unsafe fn q8_k_dot_impl(src: &[u8], y: &[u8]) -> f32 {
-    let mut acc = 0f32;
-    for (b, yb) in src.chunks_exact(q8k::BLOCK_BYTES).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+    sum_blocks!(src, q8k::BLOCK_BYTES, y, |b, yb| {
         // Both operands span all of i8: widen to i16, then pair sums.
         let mut s = _mm512_setzero_si512();
         for k in 0..8 {
@@ -311,9 +351,8 @@ unsafe fn q8_k_dot_impl(src: &[u8], y: &[u8]) -> f32 {
             let a = _mm512_cvtepi8_epi16(load32(yb, q8k::QS + 32 * k));
             s = _mm512_add_epi32(s, _mm512_madd_epi16(w, a));
         }
-        acc += (read_f32(b, 0) * read_f32(yb, 0)) * _mm512_reduce_add_epi32(s) as f32;
-    }
-    acc
+        (s, read_f32(b, 0) * read_f32(yb, 0))
+    })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]

@@ -20,7 +20,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{hsum_i32, load16, load32, scaled_dot32, store_scaled32};
-use super::avx512::load64;
+use super::avx512::{load64, sum_blocks};
 use super::avx512::tile::{fill_rows, RowBlock};
 use crate::gemm::PackedRows;
 use crate::quants::common::read_f32;
@@ -189,8 +189,7 @@ unsafe fn dot_avx512<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
         }
         *sj = _mm512_loadu_si512(idx.as_ptr().cast());
     }
-    let mut acc = 0f32;
-    for (b, yb) in src[T::ROW_META..].chunks_exact(T::BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+    sum_blocks!(&src[T::ROW_META..], T::BLOCK, y, |b, yb| {
         let l8 = T::scales8(b);
         let lz = _mm512_castsi256_si512(l8);
         let mut p = [_mm512_setzero_si512(); 4];
@@ -214,10 +213,8 @@ unsafe fn dot_avx512<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
         // sub-block): the offset, and the shift the table values left out
         let ys = _mm256_madd_epi16(load32(yb, q8k::BSUMS), _mm256_set1_epi16(1));
         let corr = _mm256_mullo_epi32(_mm256_mullo_epi32(ys, l8), T::offsets8(b));
-        let s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr));
-        acc += (d * read_f32(yb, 0)) * _mm512_reduce_add_epi32(s) as f32;
-    }
-    acc
+        (_mm512_sub_epi32(s, _mm512_zextsi256_si512(corr)), d * read_f32(yb, 0))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 use std::arch::x86_64::*;
 
 use super::super::avx2::k::{block_d, indices32, levels16};
+use super::sum_blocks;
 use super::tile::{fill_rows, RowBlock};
 use crate::gemm::PackedRows;
 use crate::quants::common::{read_f32, read_u16};
@@ -246,8 +247,7 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, src: &[u8], y: &[u8]) -
     let tab: [__m512i; C] = std::array::from_fn(|c| _mm512_loadu_si512(t.biased[0][c].as_ptr().cast()));
     let lpick = _mm_loadu_si128(o.lpick.as_ptr().cast());
     let (off_plain, off_shifted) = (_mm256_set1_epi16(128), _mm256_set1_epi16(128 - delta));
-    let mut acc = 0f32;
-    for (b, yb) in src.chunks_exact(f.layout.bytes).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+    sum_blocks!(src, f.layout.bytes, y, |b, yb| {
         let extra = read_u16(b, 2);
         let l = levels16(f, b);
         // (a loop, not a closure: closures do not inherit the target features)
@@ -266,10 +266,8 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, src: &[u8], y: &[u8]) -
         let off = _mm256_mask_blend_epi16(extra, off_plain, off_shifted);
         let bs = _mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast());
         let corr = _mm256_madd_epi16(_mm256_mullo_epi16(_mm256_cvtepi8_epi16(l), off), bs);
-        let s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(corr));
-        acc += (block_d(b) * read_f32(yb, 0)) * _mm512_reduce_add_epi32(s) as f32;
-    }
-    acc
+        (_mm512_sub_epi32(s, _mm512_zextsi256_si512(corr)), block_d(b) * read_f32(yb, 0))
+    })
 }
 
 #[inline(always)]
