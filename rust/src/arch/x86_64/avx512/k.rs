@@ -58,6 +58,21 @@ static IQ4_T: Tables<1> = Tables { plain: chunks(&IQ4K_VALUES, 0), biased: chunk
 static IQ5_T: Tables<2> = Tables { plain: chunks(&IQ5NL_VALUES, 0), biased: chunks(&IQ5NL_VALUES, 128) };
 static IQ6_T: Tables<4> = Tables { plain: chunks(&IQ6NL_VALUES, 0), biased: chunks(&IQ6NL_VALUES, 128) };
 
+/// The plain half of a grid + 128 as one 64-byte `vpermb` table (a 32-entry half repeated).
+/// Used for IQ6_K (64 entries: one `vpermb` for four `vpshufb` and three blends, the dot 1.5x
+/// faster); IQ5_K measured no faster with it (one `vpermb` for two `vpshufb` and a blend).
+const fn flat_biased(values: &[i8]) -> [u8; 64] {
+    let half = values.len() / 2;
+    let mut t = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        t[i] = (values[i % half] as i32 + 128) as u8;
+        i += 1;
+    }
+    t
+}
+static IQ6_FLAT: [u8; 64] = flat_biased(&IQ6NL_VALUES);
+
 /// The 64 grid indices of sub-blocks `2j` and `2j + 1`.
 #[inline(always)]
 unsafe fn indices64(f: &Format, b: &[u8], j: usize) -> __m512i {
@@ -239,12 +254,16 @@ unsafe fn lanes64(f: &Format, o: &Order, b: &[u8], j: usize) -> __m512i {
 /// sums: the shifted half is the plain one + `δ` (FORMATS.md §3), so a half-block with its
 /// `extra` bit set adds `δ · L · Σy` — together with the bias, `Σ_h L_h · (128 − δ·s_h) · Σy_h`
 /// comes off the VNNI sums (the block sums and `extra` stay in Q8_K order).
+///
+/// With `flat` (a 64-byte table, needs AVX-512 VBMI) the grid is looked up by one `vpermb`
+/// instead of 16-entry quarters blended by the high index bits.
 #[inline(always)]
-unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, src: &[u8], y: &[u8]) -> f32 {
+unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, flat: Option<&[u8; 64]>, src: &[u8], y: &[u8]) -> f32 {
     let o = order_of(&f.layout);
     let half = f.values.len() / 2;
     let delta = (f.values[half] as i16) - (f.values[0] as i16);
     let tab: [__m512i; C] = std::array::from_fn(|c| _mm512_loadu_si512(t.biased[0][c].as_ptr().cast()));
+    let flat = flat.map(|ft| _mm512_loadu_si512(ft.as_ptr().cast()));
     let lpick = _mm_loadu_si128(o.lpick.as_ptr().cast());
     let (off_plain, off_shifted) = (_mm256_set1_epi16(128), _mm256_set1_epi16(128 - delta));
     sum_blocks!(src, f.layout.bytes, y, |b, yb| {
@@ -253,7 +272,11 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, src: &[u8], y: &[u8]) -
         // (a loop, not a closure: closures do not inherit the target features)
         let mut p = [_mm512_setzero_si512(); 4];
         for (j, pj) in p.iter_mut().enumerate() {
-            let v = plain64(&tab, lanes64(f, o, b, j));
+            let idx = lanes64(f, o, b, j);
+            let v = match flat {
+                Some(ft) => _mm512_permutexvar_epi8(idx, ft),
+                None => plain64(&tab, idx),
+            };
             let yv = _mm512_loadu_si512(yb[q8k::QS + 64 * j..q8k::QS + 64 * j + 64].as_ptr().cast());
             *pj = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, yv);
         }
@@ -310,7 +333,7 @@ macro_rules! entry_points {
         pub fn $dot(src: &[u8], y: &[u8]) -> f32 {
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
             unsafe fn imp(src: &[u8], y: &[u8]) -> f32 {
-                dot(&$fmt, &$tables, src, y)
+                dot(&$fmt, &$tables, None, src, y)
             }
             // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI and F16C are present.
             unsafe { imp(src, y) }
@@ -343,3 +366,20 @@ entry_points!(k::IQ3K, IQ3_T, iq3_k_dot, iq3_k_dequantize, iq3_k_fill_tile, "IQ3
 entry_points!(k::IQ4K, IQ4_T, iq4_k_dot, iq4_k_dequantize, iq4_k_fill_tile, "IQ4_K");
 entry_points!(k::IQ5K, IQ5_T, iq5_k_dot, iq5_k_dequantize, iq5_k_fill_tile, "IQ5_K");
 entry_points!(k::IQ6K, IQ6_T, iq6_k_dot, iq6_k_dequantize, iq6_k_fill_tile, "IQ6_K");
+
+/// Declares the dot of a type whose grid half has 64 entries, looked up by `vpermb`.
+macro_rules! vbmi_dot {
+    ($fmt:path, $tables:ident, $flat:ident, $dot:ident, $name:literal) => {
+        #[doc = concat!($name, " · Q8_K with one `vpermb` a lookup (needs VNNI and VBMI).")]
+        pub fn $dot(src: &[u8], y: &[u8]) -> f32 {
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+            unsafe fn imp(src: &[u8], y: &[u8]) -> f32 {
+                dot(&$fmt, &$tables, Some(&$flat), src, y)
+            }
+            // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI, VBMI and F16C are present.
+            unsafe { imp(src, y) }
+        }
+    };
+}
+
+vbmi_dot!(k::IQ6K, IQ6_T, IQ6_FLAT, iq6_k_dot_vbmi, "IQ6_K");
