@@ -82,20 +82,40 @@ def macro(flags: str, name: str, default: int) -> int:
     return default
 
 
+def lab_inputs(args: argparse.Namespace):
+    """The built variants, each type's kernel file, and a 1024 x COLS gaussian matrix (0.1%
+    outliers x8) to quantize, with the generator that made it."""
+    import numpy as np
+
+    variants = json.loads((LAB / "variants.json").read_text())
+    family = {t: ("r4" if t.endswith("_r4") else "q8k" if t == "q8_k" else "ks" if "_ks" in t or t == "iq2_kl" else "k") for t in args.types.split(",")}
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1024, args.cols)).astype(np.float32)
+    x[rng.random(x.shape) < 0.001] *= 8
+    return variants, family, rng, x
+
+
+def median_us(cp, f, grid, block, argv, iters: int) -> float:
+    """Median CUDA-event time of `iters` launches of `f`, launch i with the arguments argv(i)."""
+    ev = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(iters)]
+    for i, (a, b) in enumerate(ev):
+        a.record()
+        f(grid, block, argv(i))
+        b.record()
+    b.synchronize()
+    return statistics.median(cp.cuda.get_elapsed_time(a, b) * 1e3 for a, b in ev)
+
+
 def time_variants(args: argparse.Namespace) -> int:
     import cupy as cp
     import numpy as np
 
     from iqrs import _iqrs
 
-    variants = json.loads((LAB / "variants.json").read_text())
-    family = {t: ("r4" if t.endswith("_r4") else "q8k" if t == "q8_k" else "ks" if "_ks" in t or t == "iq2_kl" else "k") for t in args.types.split(",")}
+    variants, family, rng, x = lab_inputs(args)
     ncs = [int(n) for n in args.nc.split(",")]
     rows, cols = args.rows, args.cols
     units = cols // 32
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((1024, cols)).astype(np.float32)
-    x[rng.random(x.shape) < 0.001] *= 8
     yq = cp.asarray(rng.integers(-127, 128, max(ncs) * units * 32, dtype=np.int8))
     yd = cp.asarray(rng.random(max(ncs) * units, dtype=np.float32) * 0.01 + 0.001)
     l2 = cp.cuda.runtime.getDeviceProperties(0)["l2CacheSize"]
@@ -135,13 +155,7 @@ def time_variants(args: argparse.Namespace) -> int:
                 same = "" if ref is None else ("" if np.array_equal(res, ref) else "!")
                 if ref is None:
                     ref = res
-                ev = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(args.iters)]
-                for i, (a, b) in enumerate(ev):
-                    a.record()
-                    f(grid, block, argv(i))
-                    b.record()
-                b.synchronize()
-                us = statistics.median(cp.cuda.get_elapsed_time(a, b) * 1e3 for a, b in ev)
+                us = median_us(cp, f, grid, block, argv, args.iters)
                 cells.append(f"{us:7.1f}/{nbytes / us / 1e3:5.0f}{same:1}")
             print(f"{t:12}{nc:>2}" + "".join(f"{c:>16}" for c in cells), flush=True)
     print("(µs / GB/s of W read; nc dq: the bf16 dequantize; '!' = output differs from the first variant's)")
@@ -166,15 +180,11 @@ def time_mmq(args: argparse.Namespace) -> int:
 
     from iqrs import _iqrs
 
-    variants = json.loads((LAB / "variants.json").read_text())
-    types = args.types.split(",")
-    family = {t: ("r4" if t.endswith("_r4") else "q8k" if t == "q8_k" else "ks" if "_ks" in t or t == "iq2_kl" else "k") for t in types}
+    variants, family, rng, x = lab_inputs(args)
+    types = list(family)
     ns = [int(n) for n in args.nc.split(",")]
     rows, cols = args.rows, args.cols
     units = cols // 32
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((1024, cols)).astype(np.float32)
-    x[rng.random(x.shape) < 0.001] *= 8
     nmax = max(ns)
     ylog = rng.integers(-127, 128, (nmax, cols), dtype=np.int8)
     ydh = (rng.random((nmax, units), dtype=np.float32) * 0.01 + 0.001).astype(np.float32)
@@ -212,13 +222,7 @@ def time_mmq(args: argparse.Namespace) -> int:
                     sys.exit(f"{v['label']} {t} n={n}: output not fully written")
                 err = max(float(np.abs(res[:, r0:r0 + 1024] - ref[:, : min(1024, rows - r0)]).max()) for r0 in range(0, rows, 1024))
                 rel = err / float(np.abs(ref).max())
-                ev = [(cp.cuda.Event(), cp.cuda.Event()) for _ in range(args.iters)]
-                for i, (a, b) in enumerate(ev):
-                    a.record()
-                    f(grid, block, argv(i))
-                    b.record()
-                b.synchronize()
-                us = statistics.median(cp.cuda.get_elapsed_time(a, b) * 1e3 for a, b in ev)
+                us = median_us(cp, f, grid, block, argv, args.iters)
                 cells.append(f"{us:7.1f}/{nbytes / us / 1e3:5.0f} {rel:7.1e}")
             print(f"{t:12}{n:>2}" + "".join(f"{c:>22}" for c in cells), flush=True)
     print("(µs / GB/s of W read / max error relative to the largest output)")

@@ -228,16 +228,25 @@ unsafe fn activations_as(dev: &Device, x: u64, from: Dtype, to: Dtype, count: us
     Ok((s.ptr(), Some(s)))
 }
 
-unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
+/// `n` activation vectors quantized to Q8_1 by `kernel` (`iqrs_quantize_q8_1`, or `…_mmq` for
+/// the quantized matrix multiply's layout) into scratch memory, returned with the addresses of
+/// the `n·cols` int8 values and the `n·units` f32 scales that follow them (16-byte aligned:
+/// cols % 256 == 0).
+unsafe fn quantize_activations(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, kernel: &str, stream: CUstream) -> Result<(Scratch, u64, u64)> {
     let (cols, units) = (w.cols, w.units());
-    // Q8_1 activations: n*cols int8 values, then n*units f32 scales (16-byte aligned: cols % 256 == 0).
     debug_assert_eq!(cols % QK_K, 0);
     let scratch = dev.scratch(n * cols + n * units * 4, stream)?;
     let (yq, yd) = (scratch.ptr(), scratch.ptr() + (n * cols) as u64);
-    let quantize = dev.function(kernels::ACTIVATIONS, "iqrs_quantize_q8_1")?;
+    let quantize = dev.function(kernels::ACTIVATIONS, kernel)?;
     let (xd, total) = (x_dtype as i32, (n * cols) as u64);
     dev.launch(quantize, grid_1d(n * cols, 256)?, (256, 1, 1), stream, &mut args![x, xd, total, yq, yd])?;
-    let (row_bytes, rows, units_i) = (w.row_bytes() as u64, w.rows as i32, units as i32);
+    Ok((scratch, yq, yd))
+}
+
+unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
+    let (cols, units) = (w.cols, w.units());
+    let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, "iqrs_quantize_q8_1", stream)?;
+    let (row_bytes, rows, units_i, xd) = (w.row_bytes() as u64, w.rows as i32, units as i32, x_dtype as i32);
     let mut c0 = 0;
     while c0 < n {
         let nc = (n - c0).min(kernels::MMV_MAX_COLS);
@@ -252,20 +261,15 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
 
 /// The quantized matrix multiply (mmq.cuh) on Q8_1 activations in its layout.
 unsafe fn mmq(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
-    let (cols, units) = (w.cols, w.units());
     let row_tiles = w.rows.div_ceil(kernels::MMQ_ROWS);
     if row_tiles > 65535 {
         return Err(IqError::Invalid(format!("{} rows exceed the quantized matrix multiply's grid", w.rows)));
     }
-    let scratch = dev.scratch(n * cols + n * units * 4, stream)?;
-    let (yq, yd) = (scratch.ptr(), scratch.ptr() + (n * cols) as u64);
-    let quantize = dev.function(kernels::ACTIVATIONS, "iqrs_quantize_q8_1_mmq")?;
-    let (xd, total) = (x_dtype as i32, (n * cols) as u64);
-    dev.launch(quantize, grid_1d(n * cols, 256)?, (256, 1, 1), stream, &mut args![x, xd, total, yq, yd])?;
+    let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, "iqrs_quantize_q8_1_mmq", stream)?;
     let tiles = kernels::mmq_tiles(n);
     let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mmq_name(w.qtype, tiles))?;
     let grid = (n.div_ceil(8 * tiles) as u32, row_tiles as u32, 1);
-    let (row_bytes, rows, units_i, n_i) = (w.row_bytes() as u64, w.rows as i32, units as i32, n as i32);
+    let (row_bytes, rows, units_i, n_i, xd) = (w.row_bytes() as u64, w.rows as i32, w.units() as i32, n as i32, x_dtype as i32);
     dev.launch(f, grid, (32, kernels::MMQ_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, yq, yd, n_i, out, xd])
 }
 
