@@ -73,6 +73,37 @@ const fn flat_biased(values: &[i8]) -> [u8; 64] {
 }
 static IQ6_FLAT: [u8; 64] = flat_biased(&IQ6NL_VALUES);
 
+/// `vpermb` tables of the 2-bit crumbs of IQ2_K's index bytes, + 128: table `j` maps the low 6
+/// bits of a byte to the value of its crumb `j` (bits 2j..2j+1) for j = 0, 1, 2, and table 3
+/// the low 6 bits of the byte shifted right by 2 (whose crumb 2 is the byte's crumb 3). So the
+/// four vectors of a block need no shifts or masks but one shift.
+const fn crumb_tables(values: &[i8]) -> [[u8; 64]; 4] {
+    let mut t = [[0u8; 64]; 4];
+    let mut i = 0;
+    while i < 64 {
+        let mut j = 0;
+        while j < 4 {
+            let crumb = if j < 3 { (i >> (2 * j)) & 3 } else { (i >> 4) & 3 };
+            t[j][i] = (values[crumb] as i32 + 128) as u8;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+}
+static IQ2_CRUMBS: [[u8; 64]; 4] = crumb_tables(&IQ2NL_VALUES);
+
+/// How a dot looks grid values up (the VBMI forms need AVX-512 VBMI).
+#[derive(Clone, Copy)]
+enum Lookup {
+    /// 16-entry `vpshufb` quarters, blended by the high index bits.
+    Quarters,
+    /// One `vpermb` on the 64-entry plain half (IQ6_K).
+    Grid64(&'static [u8; 64]),
+    /// The 2-bit layout without `High` bits, crumbs looked up straight from the index bytes (IQ2_K).
+    Crumbs(&'static [[u8; 64]; 4]),
+}
+
 /// The 64 grid indices of sub-blocks `2j` and `2j + 1`.
 #[inline(always)]
 unsafe fn indices64(f: &Format, b: &[u8], j: usize) -> __m512i {
@@ -255,15 +286,19 @@ unsafe fn lanes64(f: &Format, o: &Order, b: &[u8], j: usize) -> __m512i {
 /// `extra` bit set adds `δ · L · Σy` — together with the bias, `Σ_h L_h · (128 − δ·s_h) · Σy_h`
 /// comes off the VNNI sums (the block sums and `extra` stay in Q8_K order).
 ///
-/// With `flat` (a 64-byte table, needs AVX-512 VBMI) the grid is looked up by one `vpermb`
-/// instead of 16-entry quarters blended by the high index bits.
+///
+/// `lookup` picks how the grid values are looked up ([`Lookup`]); the values are the same.
 #[inline(always)]
-unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, flat: Option<&[u8; 64]>, src: &[u8], y: &[u8]) -> f32 {
+unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[u8], y: &[u8]) -> f32 {
     let o = order_of(&f.layout);
     let half = f.values.len() / 2;
     let delta = (f.values[half] as i16) - (f.values[0] as i16);
     let tab: [__m512i; C] = std::array::from_fn(|c| _mm512_loadu_si512(t.biased[0][c].as_ptr().cast()));
-    let flat = flat.map(|ft| _mm512_loadu_si512(ft.as_ptr().cast()));
+    let vt: [__m512i; 4] = match lookup {
+        Lookup::Quarters => [_mm512_setzero_si512(); 4],
+        Lookup::Grid64(g) => [_mm512_loadu_si512(g.as_ptr().cast()); 4],
+        Lookup::Crumbs(c) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
+    };
     let lpick = _mm_loadu_si128(o.lpick.as_ptr().cast());
     let (off_plain, off_shifted) = (_mm256_set1_epi16(128), _mm256_set1_epi16(128 - delta));
     sum_blocks!(src, f.layout.bytes, y, |b, yb| {
@@ -272,10 +307,14 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, flat: Option<&[u8; 64]>
         // (a loop, not a closure: closures do not inherit the target features)
         let mut p = [_mm512_setzero_si512(); 4];
         for (j, pj) in p.iter_mut().enumerate() {
-            let idx = lanes64(f, o, b, j);
-            let v = match flat {
-                Some(ft) => _mm512_permutexvar_epi8(idx, ft),
-                None => plain64(&tab, idx),
+            let v = match lookup {
+                Lookup::Quarters => plain64(&tab, lanes64(f, o, b, j)),
+                Lookup::Grid64(_) => _mm512_permutexvar_epi8(lanes64(f, o, b, j), vt[0]),
+                Lookup::Crumbs(_) => {
+                    let Low::Crumbs { qs } = f.layout.low else { unreachable!() };
+                    let q = _mm512_loadu_si512(b[qs..qs + 64].as_ptr().cast());
+                    _mm512_permutexvar_epi8(if j < 3 { q } else { _mm512_srli_epi16::<2>(q) }, vt[j])
+                }
             };
             let yv = _mm512_loadu_si512(yb[q8k::QS + 64 * j..q8k::QS + 64 * j + 64].as_ptr().cast());
             *pj = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, yv);
@@ -333,7 +372,7 @@ macro_rules! entry_points {
         pub fn $dot(src: &[u8], y: &[u8]) -> f32 {
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
             unsafe fn imp(src: &[u8], y: &[u8]) -> f32 {
-                dot(&$fmt, &$tables, None, src, y)
+                dot(&$fmt, &$tables, Lookup::Quarters, src, y)
             }
             // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI and F16C are present.
             unsafe { imp(src, y) }
@@ -367,14 +406,15 @@ entry_points!(k::IQ4K, IQ4_T, iq4_k_dot, iq4_k_dequantize, iq4_k_fill_tile, "IQ4
 entry_points!(k::IQ5K, IQ5_T, iq5_k_dot, iq5_k_dequantize, iq5_k_fill_tile, "IQ5_K");
 entry_points!(k::IQ6K, IQ6_T, iq6_k_dot, iq6_k_dequantize, iq6_k_fill_tile, "IQ6_K");
 
-/// Declares the dot of a type whose grid half has 64 entries, looked up by `vpermb`.
+/// Declares the dot of a type that looks its grid up by `vpermb` (IQ6_K: the 64-entry half;
+/// IQ2_K: its crumbs straight from the index bytes, cargo bench dot/iq2_k: see BENCHMARKS.md).
 macro_rules! vbmi_dot {
-    ($fmt:path, $tables:ident, $flat:ident, $dot:ident, $name:literal) => {
+    ($fmt:path, $tables:ident, $lookup:expr, $dot:ident, $name:literal) => {
         #[doc = concat!($name, " · Q8_K with one `vpermb` a lookup (needs VNNI and VBMI).")]
         pub fn $dot(src: &[u8], y: &[u8]) -> f32 {
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
             unsafe fn imp(src: &[u8], y: &[u8]) -> f32 {
-                dot(&$fmt, &$tables, Some(&$flat), src, y)
+                dot(&$fmt, &$tables, $lookup, src, y)
             }
             // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI, VBMI and F16C are present.
             unsafe { imp(src, y) }
@@ -382,4 +422,5 @@ macro_rules! vbmi_dot {
     };
 }
 
-vbmi_dot!(k::IQ6K, IQ6_T, IQ6_FLAT, iq6_k_dot_vbmi, "IQ6_K");
+vbmi_dot!(k::IQ6K, IQ6_T, Lookup::Grid64(&IQ6_FLAT), iq6_k_dot_vbmi, "IQ6_K");
+vbmi_dot!(k::IQ2K, IQ2_T, Lookup::Crumbs(&IQ2_CRUMBS), iq2_k_dot_vbmi, "IQ2_K");
