@@ -92,6 +92,8 @@ const fn crumb_tables(values: &[i8]) -> [[u8; 64]; 4] {
     t
 }
 static IQ2_CRUMBS: [[u8; 64]; 4] = crumb_tables(&IQ2NL_VALUES);
+/// IQ3_K's: without and with the high index bit (grid entries 0..3 and 4..7).
+static IQ3_CRUMBS: [[[u8; 64]; 4]; 2] = [crumb_tables(&IQ3NL_VALUES), crumb_tables(IQ3NL_VALUES.split_at(4).1)];
 
 /// How a dot looks grid values up (the VBMI forms need AVX-512 VBMI).
 #[derive(Clone, Copy)]
@@ -102,6 +104,8 @@ enum Lookup {
     Grid64(&'static [u8; 64]),
     /// The 2-bit layout without `High` bits, crumbs looked up straight from the index bytes (IQ2_K).
     Crumbs(&'static [[u8; 64]; 4]),
+    /// The same with a `High::Bit`: both lookups, blended by the bit (IQ3_K).
+    CrumbsHigh(&'static [[[u8; 64]; 4]; 2]),
 }
 
 /// The 64 grid indices of sub-blocks `2j` and `2j + 1`.
@@ -297,7 +301,11 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
     let vt: [__m512i; 4] = match lookup {
         Lookup::Quarters => [_mm512_setzero_si512(); 4],
         Lookup::Grid64(g) => [_mm512_loadu_si512(g.as_ptr().cast()); 4],
-        Lookup::Crumbs(c) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
+        Lookup::Crumbs(c) | Lookup::CrumbsHigh([c, _]) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
+    };
+    let vt_high: [__m512i; 4] = match lookup {
+        Lookup::CrumbsHigh([_, c]) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
+        _ => [_mm512_setzero_si512(); 4],
     };
     let lpick = _mm_loadu_si128(o.lpick.as_ptr().cast());
     let (off_plain, off_shifted) = (_mm256_set1_epi16(128), _mm256_set1_epi16(128 - delta));
@@ -310,10 +318,19 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
             let v = match lookup {
                 Lookup::Quarters => plain64(&tab, lanes64(f, o, b, j)),
                 Lookup::Grid64(_) => _mm512_permutexvar_epi8(lanes64(f, o, b, j), vt[0]),
-                Lookup::Crumbs(_) => {
+                Lookup::Crumbs(_) | Lookup::CrumbsHigh(_) => {
                     let Low::Crumbs { qs } = f.layout.low else { unreachable!() };
                     let q = _mm512_loadu_si512(b[qs..qs + 64].as_ptr().cast());
-                    _mm512_permutexvar_epi8(if j < 3 { q } else { _mm512_srli_epi16::<2>(q) }, vt[j])
+                    let q = if j < 3 { q } else { _mm512_srli_epi16::<2>(q) };
+                    let v = _mm512_permutexvar_epi8(q, vt[j]);
+                    match (lookup, f.layout.high) {
+                        (Lookup::CrumbsHigh(_), High::Bit { qh, .. }) => {
+                            let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (o.perm[4 * j + i] as usize % 2)));
+                            let set = _mm512_test_epi8_mask(h, _mm512_loadu_si512(o.hbit[j].as_ptr().cast()));
+                            _mm512_mask_permutexvar_epi8(v, set, q, vt_high[j])
+                        }
+                        _ => v,
+                    }
                 }
             };
             let yv = _mm512_loadu_si512(yb[q8k::QS + 64 * j..q8k::QS + 64 * j + 64].as_ptr().cast());
@@ -407,7 +424,8 @@ entry_points!(k::IQ5K, IQ5_T, iq5_k_dot, iq5_k_dequantize, iq5_k_fill_tile, "IQ5
 entry_points!(k::IQ6K, IQ6_T, iq6_k_dot, iq6_k_dequantize, iq6_k_fill_tile, "IQ6_K");
 
 /// Declares the dot of a type that looks its grid up by `vpermb` (IQ6_K: the 64-entry half;
-/// IQ2_K: its crumbs straight from the index bytes, cargo bench dot/iq2_k: see BENCHMARKS.md).
+/// IQ2_K and IQ3_K: their crumbs straight from the index bytes; cargo bench dot/…: see
+/// BENCHMARKS.md).
 macro_rules! vbmi_dot {
     ($fmt:path, $tables:ident, $lookup:expr, $dot:ident, $name:literal) => {
         #[doc = concat!($name, " · Q8_K with one `vpermb` a lookup (needs VNNI and VBMI).")]
@@ -424,3 +442,4 @@ macro_rules! vbmi_dot {
 
 vbmi_dot!(k::IQ6K, IQ6_T, Lookup::Grid64(&IQ6_FLAT), iq6_k_dot_vbmi, "IQ6_K");
 vbmi_dot!(k::IQ2K, IQ2_T, Lookup::Crumbs(&IQ2_CRUMBS), iq2_k_dot_vbmi, "IQ2_K");
+vbmi_dot!(k::IQ3K, IQ3_T, Lookup::CrumbsHigh(&IQ3_CRUMBS), iq3_k_dot_vbmi, "IQ3_K");
