@@ -104,7 +104,7 @@ enum Lookup {
     Grid64(&'static [u8; 64]),
     /// The 2-bit layout without `High` bits, crumbs looked up straight from the index bytes (IQ2_K).
     Crumbs(&'static [[u8; 64]; 4]),
-    /// The same with a `High::Bit`: both lookups, blended by the bit (IQ3_K).
+    /// The same with a `High::Bit`, which picks the second table by a masked `vpermb` (IQ3_K).
     CrumbsHigh(&'static [[[u8; 64]; 4]; 2]),
 }
 
