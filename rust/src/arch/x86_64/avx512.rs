@@ -93,16 +93,22 @@ pub(super) unsafe fn sum_lanes(v: __m512i) -> __m128i {
     )
 }
 
+/// The four dwords of each 128-bit lane of four registers summed, transposed: dword `j` of lane
+/// `i` of the result is the sum of lane `i` of `v[j]`.
+#[inline(always)]
+pub(super) unsafe fn transpose_sum4(v: &[__m512i; 4]) -> __m512i {
+    // per lane: a = [v0, v1, v0, v1] and c = [v2, v3, v2, v3] partial sums, then [v0, v1, v2, v3]
+    let a = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+    let c = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+    _mm512_add_epi32(_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c))
+}
+
 /// The totals of four blocks' 16-dword integer sums, block by block: one transposed reduction
 /// for the four instead of a horizontal reduction each (~6 instructions a block fewer).
 #[inline(always)]
 pub(super) unsafe fn sums4(s: &[__m512i; 4]) -> [i32; 4] {
-    // per 128-bit lane: a = [s0, s1, s0, s1] and c = [s2, s3, s2, s3] partial sums, then [s0, s1, s2, s3]
-    let a = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
-    let c = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
-    let t = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c));
     let mut out = [0i32; 4];
-    _mm_storeu_si128(out.as_mut_ptr().cast(), sum_lanes(t));
+    _mm_storeu_si128(out.as_mut_ptr().cast(), sum_lanes(transpose_sum4(s)));
     out
 }
 

@@ -20,7 +20,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{hsum_i32, load16, load32, scaled_dot32, store_scaled32};
-use super::avx512::{load64, sum_blocks};
+use super::avx512::{load64, sum_blocks, transpose_sum4};
 use super::avx512::tile::{fill_rows, RowBlock};
 use crate::gemm::PackedRows;
 use crate::quants::common::read_f32;
@@ -198,10 +198,7 @@ unsafe fn dot_avx512<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
         }
         let s = if T::TRANSPOSE_SUMS {
             // the 4 dwords of each 16-weight half summed, transposed (lane i, dword j: lane i of p[j])
-            let a = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
-            let c = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
-            let h = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c));
-            _mm512_mullo_epi32(h, _mm512_permutexvar_epi32(pick, lz))
+            _mm512_mullo_epi32(transpose_sum4(&p), _mm512_permutexvar_epi32(pick, lz))
         } else {
             let mut s = _mm512_setzero_si512();
             for j in 0..4 {

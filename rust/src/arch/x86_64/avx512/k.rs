@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 
 use super::super::avx2::k::{block_d, indices32, levels16};
-use super::sum_blocks;
+use super::{sum_blocks, transpose_sum4};
 use super::tile::{fill_rows, RowBlock};
 use crate::gemm::PackedRows;
 use crate::quants::common::{read_f32, read_u16};
@@ -258,6 +258,14 @@ unsafe fn lanes_at(b: &[u8], off: [usize; 4]) -> __m512i {
     }
 }
 
+/// `High::Bit`: which of the 64 weights of vector `j` (lane order `o`) have their high index bit
+/// set in the `qh` bytes of block `b`.
+#[inline(always)]
+unsafe fn high_bits(o: &Order, b: &[u8], qh: usize, j: usize) -> __mmask64 {
+    let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (o.perm[4 * j + i] as usize % 2)));
+    _mm512_test_epi8_mask(h, _mm512_loadu_si512(o.hbit[j].as_ptr().cast()))
+}
+
 /// The 64 grid indices of vector `j` of block `b` in the lane order `o`.
 #[inline(always)]
 unsafe fn lanes64(f: &Format, o: &Order, b: &[u8], j: usize) -> __m512i {
@@ -270,11 +278,7 @@ unsafe fn lanes64(f: &Format, o: &Order, b: &[u8], j: usize) -> __m512i {
     let half = |i: usize| o.perm[4 * j + i] as usize;
     match f.layout.high {
         High::None => idx,
-        High::Bit { qh, bit } => {
-            let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (half(i) % 2)));
-            let set = _mm512_test_epi8_mask(h, _mm512_loadu_si512(o.hbit[j].as_ptr().cast()));
-            _mm512_mask_add_epi8(idx, set, idx, _mm512_set1_epi8(1 << bit))
-        }
+        High::Bit { qh, bit } => _mm512_mask_add_epi8(idx, high_bits(o, b, qh, j), idx, _mm512_set1_epi8(1 << bit)),
         High::Crumb { qh } => {
             let h = lanes_at(b, std::array::from_fn(|i| qh + 32 * (half(i) / 8) + 16 * (half(i) % 2)));
             let t = _mm512_srlv_epi16(h, _mm512_loadu_si512(o.hshift[j].as_ptr().cast()));
@@ -324,11 +328,7 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
                     let q = if j < 3 { q } else { _mm512_srli_epi16::<2>(q) };
                     let v = _mm512_permutexvar_epi8(q, vt[j]);
                     match (lookup, f.layout.high) {
-                        (Lookup::CrumbsHigh(_), High::Bit { qh, .. }) => {
-                            let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (o.perm[4 * j + i] as usize % 2)));
-                            let set = _mm512_test_epi8_mask(h, _mm512_loadu_si512(o.hbit[j].as_ptr().cast()));
-                            _mm512_mask_permutexvar_epi8(v, set, q, vt_high[j])
-                        }
+                        (Lookup::CrumbsHigh(_), High::Bit { qh, .. }) => _mm512_mask_permutexvar_epi8(v, high_bits(o, b, qh, j), q, vt_high[j]),
                         _ => v,
                     }
                 }
@@ -337,9 +337,7 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
             *pj = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, yv);
         }
         // the 4 dwords of each half summed, transposed: lane i, dword j = half `perm[4j + i]`
-        let a = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
-        let c = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
-        let h = _mm512_add_epi32(_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c));
+        let h = transpose_sum4(&p);
         let s = _mm512_mullo_epi32(h, _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, lpick)));
         // Σ_h L_h · (128 − δ·s_h) · Σy_h from the 16 block sums
         let off = _mm256_mask_blend_epi16(extra, off_plain, off_shifted);
