@@ -59,7 +59,10 @@ def test_round_trip_error_bounded(name, shape, dist, seed, use_im):
         half_step = np.abs(blocks).max(axis=2, keepdims=True) / 254
         assert np.all(np.abs(blocks - d.reshape(blocks.shape)) <= half_step * (1 + 1e-5) + np.abs(blocks) * 1e-6)
     elif dist == "constant":
-        assert np.all(err <= REL_BOUND.get(name, 0.7) * rms + 1e-30)
+        # A constant block leaves its sub-block scales no room to absorb the rounding of a 16-bit
+        # float block scale: below ~1 that scale is an f16 subnormal (step 2^-24), so allow half a
+        # step times the largest |sub-block scale x grid value| (127 x 127) on top of the bound.
+        assert np.all(err <= REL_BOUND.get(name, 0.7) * rms + 2.0**-25 * 127 * 127), (err / rms).max()
     else:
         # tiny rows may lose everything below float resolution; others stay within the bound
         bound = REL_BOUND.get(name, 0.7) * 1.6
@@ -98,10 +101,13 @@ def test_every_isa_equals_scalar_bit_for_bit(name, shape, seed, garbage):
     for isa in iqrs.available_isas():
         iqrs.set_isa(isa)
         results[isa] = (q.dequantize(), q @ x)
+    def bits(a):  # garbage scales may be inf/nan: every NaN is one NaN (payloads are not specified)
+        return np.where(np.isnan(a), np.float32(np.nan), a).view(np.uint32)
+
     base_d, base_m = results["scalar"]
     for isa, (d, m) in results.items():
-        np.testing.assert_array_equal(d.view(np.uint32), base_d.view(np.uint32), err_msg=isa)
-        np.testing.assert_array_equal(m.view(np.uint32), base_m.view(np.uint32), err_msg=isa)
+        np.testing.assert_array_equal(bits(d), bits(base_d), err_msg=isa)
+        np.testing.assert_array_equal(bits(m), bits(base_m), err_msg=isa)
 
 
 @pytest.mark.parametrize("name", TYPES)
