@@ -1,12 +1,13 @@
 //! Criterion benches of the kernels, per type and per ISA: quantize (one row group of 4096
 //! weights, with and without imatrix; the ISA in use), dequantize and Q8_K dot of a 64-row x 4096 slab,
-//! and the matrix multiply of 256 rows by 64 vectors; one thread.
+//! the matrix multiply of 256 rows by 64 vectors, and its two parts (tile decode, microkernel) at
+//! 512 vectors; one thread.
 //! `cargo bench --manifest-path rust/Cargo.toml [-- FILTER]`; group names are `{op}/{type}`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use iqrs::arch;
 use iqrs::quants::q8k;
-use iqrs::{ops, QType};
+use iqrs::{gemm, ops, QType};
 
 const COLS: usize = 4096;
 const ROWS: usize = 64;
@@ -90,6 +91,24 @@ fn benches(c: &mut Criterion) {
         }
         arch::set_isa(saved);
         grp.finish();
+
+        // the two parts of the matrix multiply at 512 vectors, ISA in use: decoding one tile
+        // (16 rows x 4096) and the microkernel over it; their ratio bounds what a cheaper
+        // decode (the _R4 layouts) can gain there
+        if let Some(tile) = arch::gemm_tile(arch::current_isa()) {
+            let n = 512;
+            let ym = ops::quantize_q8k(&data(n, COLS).0, COLS).unwrap();
+            let packed = gemm::PackedCols::new(&ym, COLS, n);
+            let mut w = gemm::PackedRows::new(COLS / iqrs::registry::QK_K);
+            let src = &qm[..gemm::TILE_ROWS * rs];
+            let mut out = vec![0f32; gemm::TILE_ROWS * n];
+            let mut grp = c.benchmark_group(format!("matmul_parts/{t}"));
+            grp.throughput(Throughput::Elements((gemm::TILE_ROWS * COLS) as u64));
+            grp.bench_function("decode_tile", |b| b.iter(|| w.fill(&best, src, COLS, g, g * rs, gemm::TILE_ROWS)));
+            grp.throughput(Throughput::Elements((2 * gemm::TILE_ROWS * COLS * n) as u64));
+            grp.bench_function("microkernel_x512", |b| b.iter(|| tile(&w, &packed, gemm::TILE_ROWS, &mut out, n)));
+            grp.finish();
+        }
     }
 }
 
