@@ -10,4 +10,6 @@ if [ "${IQRS_CPU_ONLY:-0}" != 1 ]; then
     features=(--features cuda)
 fi
 cargo test --release --manifest-path rust/Cargo.toml "${features[@]}"
+# the CPU-only build (no nvcc needed) must keep compiling too
+cargo check --release --manifest-path rust/Cargo.toml --features python
 .venv/bin/python -m pytest -q "$@"

@@ -97,6 +97,18 @@ def test_import_and_status_without_needing_a_gpu():
         assert iqrs.cuda.device_count() == 0
 
 
+def test_auto_method_names_a_path_for_every_type_and_count():
+    for t in iqrs.types():
+        paths = [iqrs.cuda.auto_method(t.name, n) for n in range(1, 600)]
+        assert paths[0] == "mmv" and paths[-1] == "gemm_bf16" and "mmq" in paths
+        # one hand-over each: mat-vec, then mmq, then GEMM
+        assert paths == sorted(paths, key=["mmv", "mmq", "gemm_bf16"].index)
+    with pytest.raises(ValueError, match="n must be"):
+        iqrs.cuda.auto_method("iq4_ks", 0)
+    with pytest.raises(ValueError, match="iq9_k"):
+        iqrs.cuda.auto_method("iq9_k", 4)
+
+
 # -- on a GPU ------------------------------------------------------------------------------
 
 

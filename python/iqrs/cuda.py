@@ -7,11 +7,13 @@
     >>> y = iqrs.linear(x, cq)                               # x: (..., cols) float32/16 or bfloat16
     >>> cq.dequantize(torch.bfloat16)                        # (rows, cols) on the GPU
 
-``iqrs.linear`` computes ``x · Wᵀ`` (as ``torch.nn.functional.linear``): for up to 16 activation
-vectors with mat-vec kernels on the quantized bytes (activations quantized to Q8_1 — blocks of 32
-with an f32 scale — on the GPU, exact integer dot products per block); for more, by decoding W to
-bfloat16 and a cuBLAS GEMM with float32 accumulation. All work is queued on PyTorch's current
-stream; outputs are PyTorch tensors, nothing goes through the host. No autograd.
+``iqrs.linear`` computes ``x · Wᵀ`` (as ``torch.nn.functional.linear``): for up to 5-8 activation
+vectors (by type) with mat-vec kernels on the quantized bytes (activations quantized to Q8_1 —
+blocks of 32 with an f32 scale — on the GPU, exact integer dot products per block); up to 32 with
+the quantized matrix multiply (W decoded to int8 in registers, int8 tensor-core products on the
+same activations); for more, by decoding W to bfloat16 and a
+cuBLAS GEMM with float32 accumulation (:func:`auto_method` says which). All work is queued on
+PyTorch's current stream; outputs are PyTorch tensors, nothing goes through the host. No autograd.
 
 ``import iqrs`` never needs a GPU, CUDA libraries or PyTorch; this module's functions that touch
 tensors import PyTorch when called.
@@ -27,7 +29,7 @@ import numpy as np
 from . import _iqrs
 from ._qtensor import QTensor, TypeInfo
 
-__all__ = ["CudaQTensor", "build_info", "device_count", "device_info", "is_available", "linear"]
+__all__ = ["CudaQTensor", "auto_method", "build_info", "device_count", "device_info", "is_available", "linear"]
 
 _METHODS = ("auto", "mmv", "mmq", "fused", "gemm_bf16", "gemm_f16")
 
@@ -249,6 +251,18 @@ class CudaQTensor:
         return self.__matmul__(x)
 
 
+def auto_method(qtype: str, n: int) -> str:
+    """The path ``linear(..., method="auto")`` takes for ``n`` activation vectors of type
+    ``qtype``: ``"mmv"``, ``"mmq"`` or ``"gemm_bf16"`` (each measured fastest there on an H200).
+
+    >>> iqrs.cuda.auto_method("iq4_ks", 1), iqrs.cuda.auto_method("iq4_ks", 16), iqrs.cuda.auto_method("iq4_ks", 512)
+    ('mmv', 'mmq', 'gemm_bf16')
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    return _iqrs.cuda_auto_method(qtype, int(n))
+
+
 def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, method: str = "auto") -> Any:
     """``x · Wᵀ (+ bias)`` like ``torch.nn.functional.linear``, with quantized weights on a GPU.
 
@@ -258,9 +272,9 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         bias: optional tensor of ``rows`` values, added in x's dtype.
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
         method: ``"auto"`` (mat-vec for up to 5-8 vectors by type, the quantized matrix
-            multiply up to 32, else bf16 GEMM), or force ``"mmv"`` (Q8_1
-            activations, dp4a), ``"mmq"`` (Q8_1 activations, W decoded to int8 in registers,
-            int8 tensor-core products), ``"fused"``
+            multiply up to 32, else bf16 GEMM: :func:`auto_method`), or force ``"mmv"`` (Q8_1
+            activations, dp4a), ``"mmq"`` (Q8_1 activations, W decoded to int8 in
+            registers, int8 tensor-core products), ``"fused"``
             (W decoded tile by tile into shared memory as bf16, bf16 tensor-core products; on an
             H200 at best as fast as the GEMM), ``"gemm_bf16"`` or ``"gemm_f16"`` (W dequantized
             in slabs, cuBLAS). Only the GEMM paths hold a dequantized copy of W.

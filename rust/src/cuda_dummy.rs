@@ -22,13 +22,9 @@ impl Dtype {
     }
 }
 
-/// How `linear` computes (see the `cuda` build).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Auto,
-    MatVec,
-    Gemm(Dtype),
-}
+#[path = "cuda/method.rs"]
+pub mod method;
+pub use method::Method;
 
 /// A quantized matrix in device memory (see the `cuda` build).
 #[derive(Clone, Copy, Debug)]

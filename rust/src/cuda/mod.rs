@@ -5,6 +5,7 @@
 //!
 //! * [`device`] — per-GPU state: context, modules, cuBLAS handle, scratch memory;
 //! * [`kernels`] — the embedded fatbins and the entry-point names of every type;
+//! * [`method`] — the computation paths of `linear`, and which one `Auto` takes;
 //! * [`ops`] — the operations, on caller-owned device memory, range-checked.
 //!
 //! A build without the feature has the same API (`cuda_dummy.rs`), answering
@@ -12,6 +13,7 @@
 
 pub mod device;
 pub mod kernels;
+pub mod method;
 pub mod ops;
 
 pub use device::DeviceInfo;

@@ -1,7 +1,8 @@
 //! GPU operations on device memory the caller owns (PyTorch tensors, in the Python API): decode a
 //! quantized matrix, and `out = x · Wᵀ`: by mat-vec kernels on Q8_1 activations (a few
-//! activation vectors), by the fused matrix multiply (W decoded tile by tile into shared memory,
-//! bf16 tensor-core MMA), or by dequantizing W to bf16 (or f16) and cuBLAS. Every pointer is
+//! activation vectors), by the quantized matrix multiply (W decoded to int8, int8 tensor-core
+//! MMA), by the fused matrix multiply (W decoded tile by tile into shared memory, bf16
+//! tensor-core MMA), or by dequantizing W to bf16 (or f16) and cuBLAS ([`Method`]). Every pointer is
 //! checked against its allocation first, and all work is queued on the caller's stream.
 
 use std::ffi::c_void;
@@ -13,6 +14,8 @@ use super::device::{cublas_err, device, Device, Scratch};
 use super::kernels;
 use crate::error::{IqError, Result};
 use crate::registry::{QType, QK_K};
+
+pub use super::method::Method;
 
 /// Element type of activations, outputs and dequantized weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,44 +98,7 @@ impl QMatrix {
     }
 }
 
-/// How [`linear`] computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// Mat-vec kernels for up to [`matvec_max_auto`] activation vectors (5 to 8 by type), the
-    /// quantized matrix multiply up to [`MMQ_MAX_AUTO`], else bf16 GEMM (the bf16 fused kernel
-    /// measured no faster than dequantize + cuBLAS on an H200: see cuda/NOTES.md).
-    Auto,
-    /// Activations quantized to Q8_1, integer dot products (dp4a), 8 vectors per launch.
-    MatVec,
-    /// Activations quantized to Q8_1, W decoded to int8 in registers, int8 tensor-core MMA
-    /// (mmq.cuh): no dequantized copy of W anywhere.
-    Mmq,
-    /// The fused matrix multiply: W decoded to bf16 in shared memory tile by tile (no
-    /// dequantized copy of W in GPU memory), x in bf16, tensor-core MMA with f32 accumulation;
-    /// the same products as `Gemm(BF16)` up to f32 summation order.
-    Fused,
-    /// W dequantized to this type (bf16 or f16) in slabs, x converted to it, cuBLAS GEMM with f32 accumulation.
-    Gemm(Dtype),
-}
 
-/// Most activation vectors [`Method::Auto`] gives the mat-vec kernels (one launch of up to 8);
-/// beyond, the quantized matrix multiply, whose time hardly grows with the vectors up to 8.
-/// Measured on an H200 (`bench_cuda --paths --n 2,4,6,8`, BENCHMARKS.md, 2026-12-04): the
-/// cross-over lies at 6 for the row-scale types, at 8 for the others, and past 8 for the types
-/// with the heaviest decodes.
-pub fn matvec_max_auto(t: QType) -> usize {
-    use QType::*;
-    match t {
-        Q8K | IQ5K | IQ6K | IQ5KR4 | IQ5KSR4 => 8,
-        IQ4KS | IQ4KSS | IQ2KS | IQ3KS | IQ5KS | IQ2KL => 5,
-        IQ2K | IQ3K | IQ4K | IQ2KR4 | IQ3KR4 | IQ4KR4 | IQ4KSR4 => 7,
-    }
-}
-
-/// Most activation vectors [`Method::Auto`] gives the quantized matrix multiply: measured on an
-/// H200 against dequantize + cuBLAS (BENCHMARKS.md, 2026-12-04), it is faster up to 32 vectors
-/// for every type (1.02-1.87x at 32), slower at 64 for all but three (0.58-1.11x).
-pub const MMQ_MAX_AUTO: usize = 32;
 
 /// Most bytes of dequantized weights held at once by the GEMM path (larger matrices go in slabs).
 pub const GEMM_SLAB_BYTES: usize = 512 << 20;
@@ -196,15 +162,13 @@ pub unsafe fn linear(w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, st
     dev.check_range("activations", x, n * w.cols * x_dtype.size())?;
     dev.check_range("output", out, n * w.rows * x_dtype.size())?;
     let stream = stream_of(stream);
-    match method {
-        Method::Auto if n <= matvec_max_auto(w.qtype) => matvec(&dev, w, x, x_dtype, n, out, stream),
+    match method.resolve(w.qtype, n) {
         Method::MatVec => matvec(&dev, w, x, x_dtype, n, out, stream),
-        Method::Auto if n <= MMQ_MAX_AUTO => mmq(&dev, w, x, x_dtype, n, out, stream),
         Method::Mmq => mmq(&dev, w, x, x_dtype, n, out, stream),
         Method::Fused => fused(&dev, w, x, x_dtype, n, out, stream),
-        Method::Auto => gemm(&dev, w, x, x_dtype, n, out, Dtype::BF16, stream),
         Method::Gemm(Dtype::F32) => Err(IqError::Invalid("the GEMM path computes in bfloat16 or float16, not float32".into())),
         Method::Gemm(g) => gemm(&dev, w, x, x_dtype, n, out, g, stream),
+        Method::Auto => unreachable!("resolve gives a concrete path"),
     }
 }
 

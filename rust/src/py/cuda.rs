@@ -7,7 +7,6 @@ use pyo3::types::PyDict;
 
 use super::{detached, qtype, to_py};
 use crate::cuda::{self, Dtype, Method, QMatrix};
-use crate::error::IqError;
 
 fn qmatrix(qtype_name: &str, rows: usize, cols: usize, ptr: u64, device: usize) -> PyResult<QMatrix> {
     Ok(QMatrix { qtype: qtype(qtype_name)?, rows, cols, ptr, device })
@@ -82,17 +81,16 @@ fn cuda_linear(
 ) -> PyResult<()> {
     let w = qmatrix(qtype_name, rows, cols, w_ptr, device)?;
     let x_dtype = Dtype::from_name(x_dtype).map_err(to_py)?;
-    let method = match method {
-        "auto" => Method::Auto,
-        "mmv" => Method::MatVec,
-        "mmq" => Method::Mmq,
-        "fused" => Method::Fused,
-        "gemm_bf16" => Method::Gemm(Dtype::BF16),
-        "gemm_f16" => Method::Gemm(Dtype::F16),
-        _ => return Err(to_py(IqError::Invalid(format!("unknown method {method:?}: expected auto, mmv, mmq, fused, gemm_bf16 or gemm_f16")))),
-    };
+    let method = Method::from_name(method).map_err(to_py)?;
     // SAFETY: as in cuda_dequantize.
     detached(py, || unsafe { cuda::linear(&w, x_ptr, x_dtype, n, out_ptr, stream, method) })
+}
+
+/// The path `method="auto"` takes for `n` activation vectors of a type: mmv, mmq or gemm_bf16.
+#[pyfunction]
+fn cuda_auto_method(qtype_name: &str, n: usize) -> PyResult<&'static str> {
+    let t = qtype(qtype_name)?;
+    Ok(Method::Auto.resolve(t, n).name())
 }
 
 /// Adds the GPU functions to the module.
@@ -103,5 +101,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cuda_build_info, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_dequantize, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_linear, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_auto_method, m)?)?;
     Ok(())
 }
