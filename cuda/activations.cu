@@ -1,38 +1,41 @@
-// Kernels on activations, shared by every type: Q8_1 quantization for the mat-vec kernels and
-// element-type conversion for the cuBLAS path.
+// Kernels on activations, shared by every type: Q8_1 quantization for the mat-vec kernels, int8
+// quantization in its layout for the quantized matrix multiply, and element-type conversion for
+// the cuBLAS path.
 #include "common.cuh"
 
 /// Quantizes `n` values (a multiple of 32; f32, f16 or bf16 by `dtype`) in blocks of 32:
 /// `d = amax / 127`, `q = round_half_even(x · (127 / amax))` — the CPU's Q8_K convention on
 /// 32-value blocks. One thread per value, one warp per block.
-template <bool MMQ>
-__device__ __forceinline__ void quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n, int8_t* __restrict__ q,
-                                              float* __restrict__ d) {
+extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n,
+                                                                      int8_t* __restrict__ q, float* __restrict__ d) {
     const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;  // n is a multiple of 32: whole warps return
     const float v = iqrs::load_elem(x, dtype, i);
     const float amax = iqrs::warp_max(fabsf(v));
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    size_t at = i;
-    if constexpr (MMQ) {
-        // value 32u + 16h + 4t + b of its 128 goes to byte 32t + 4(2u + h) + b (mmq.cuh)
-        const int k = int(i & 127), u = k >> 5, h = (k >> 4) & 1, t = (k >> 2) & 3;
-        at = (i & ~size_t(127)) + 32 * t + 4 * (2 * u + h) + (k & 3);
-    }
-    q[at] = int8_t(__float2int_rn(v * id));
+    q[i] = int8_t(__float2int_rn(v * id));
     if ((threadIdx.x & 31) == 0) d[i / 32] = amax / 127.0f;
 }
 
-extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n,
-                                                                      int8_t* __restrict__ q, float* __restrict__ d) {
-    quantize_q8_1<false>(x, dtype, n, q, d);
-}
-
-/// As `iqrs_quantize_q8_1`, the values of every 128 (a multiple of 128 per vector) stored in the
-/// order the quantized matrix multiply reads them (mmq.cuh); the scales as there.
-extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1_mmq(const void* __restrict__ x, int dtype, unsigned long long n,
-                                                                          int8_t* __restrict__ q, float* __restrict__ d) {
-    quantize_q8_1<true>(x, dtype, n, q, d);
+/// The same convention on blocks of 128 values (`d[i / 128]`), the values of every 128 stored in
+/// the order the quantized matrix multiply reads them (mmq.cuh): value 32u + 16h + 4t + b at byte
+/// 32t + 4(2u + h) + b. One thread per value, four warps per block of 128.
+extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_mmq128(const void* __restrict__ x, int dtype, unsigned long long n,
+                                                                           int8_t* __restrict__ q, float* __restrict__ d) {
+    __shared__ float warp_amax[8];
+    const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const bool live = i < n;  // n is a multiple of 128: the 4 warps of a block of 128 are all live or none
+    const float v = live ? iqrs::load_elem(x, dtype, i) : 0.0f;
+    const float m = iqrs::warp_max(fabsf(v));
+    if ((threadIdx.x & 31) == 0) warp_amax[threadIdx.x >> 5] = m;
+    __syncthreads();
+    if (!live) return;
+    const float* w = warp_amax + 4 * (threadIdx.x >> 7);
+    const float amax = fmaxf(fmaxf(w[0], w[1]), fmaxf(w[2], w[3]));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int k = int(i & 127), u = k >> 5, h = (k >> 4) & 1, t = (k >> 2) & 3;
+    q[(i & ~size_t(127)) + 32 * t + 4 * (2 * u + h) + (k & 3)] = int8_t(__float2int_rn(v * id));
+    if ((threadIdx.x & 127) == 0) d[i / 128] = amax / 127.0f;
 }
 
 /// Converts `n` elements from `src_dtype` to `dst_dtype` (round to nearest-even).

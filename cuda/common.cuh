@@ -17,10 +17,15 @@ namespace iqrs {
 /// Weights per unit (one Q8_1 activation block).
 constexpr int UNIT = 32;
 
-/// 32 decoded weights: weight `4k + j` = `d[k / 4] * (int8) byte j of q[k]`.
+/// 32 decoded weights: weight `4k + j` = `d[k / 4] * (int8) byte j of q[k]`. Every type's scales
+/// are a float factor times a small integer, kept apart too: `d[h] = db * l[h]`, where `db` is the
+/// same for all units of a 256-weight block (the quantized matrix multiply applies `l` to its
+/// exact integer sums and `db` once per step).
 struct Unit {
     int q[8];
     float d[2];
+    int l[2];
+    float db;
 };
 
 /// Element types of activations and outputs (the same codes as `cuda::Dtype` on the Rust side).
@@ -132,6 +137,18 @@ __device__ __forceinline__ int add_i8x4(int w, uint32_t c) {
 __device__ __forceinline__ float small_int_to_float(int v) {
     return __int_as_float(0x4B400000 + v) - 12582912.0f;
 }
+
+/// `(d·L0, d·L1)` as the CPU rounds them: `d * (float)L`; and the factors apart.
+__device__ __forceinline__ void set_scales(Unit& x, float d, int l0, int l1) {
+    x.d[0] = d * small_int_to_float(l0);
+    x.d[1] = d * small_int_to_float(l1);
+    x.l[0] = l0;
+    x.l[1] = l1;
+    x.db = d;
+}
+
+/// One scale `d·L` for both halves of a unit.
+__device__ __forceinline__ void set_scale(Unit& x, float d, int l) { set_scales(x, d, l, l); }
 
 /// Value `i` (0..31, a compile-time constant after unrolling) of a unit as f32.
 __device__ __forceinline__ float unit_value(const Unit& x, int i) {

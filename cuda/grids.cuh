@@ -169,12 +169,6 @@ __device__ __forceinline__ void iq6nl_values(const uint32_t (&c)[4], const uint3
     }
 }
 
-/// `(d·L0, d·L1)` as the CPU rounds them: `d * (float)L`.
-__device__ __forceinline__ void set_scales(Unit& x, float d, int l0, int l1) {
-    x.d[0] = d * small_int_to_float(l0);
-    x.d[1] = d * small_int_to_float(l1);
-}
-
 /// The nibble-pair words of a unit whose 4-bit indices are nibble `n` of 32 bytes, one per weight
 /// (`w[k]`: weights 4k..4k+3; the IQ5_K/IQ6_K/IQ5_KS layout).
 __device__ __forceinline__ void pair_nibbles(const uint32_t (&w)[8], int n, uint32_t (&c)[4]) {

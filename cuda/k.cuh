@@ -41,7 +41,8 @@ struct IQ2K {
     static constexpr int BLOCK_BYTES = 76;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
-    static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
+    static constexpr int MMQ_UNITS = 8;      // units a quantized-matmul step takes (mmq.cuh)
+    static constexpr int MMQ_BLOCKS_16 = 3;  // blocks an SM of its 16-vector kernel (mmq.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
@@ -109,7 +110,8 @@ struct IQ5K {
     static constexpr int BLOCK_BYTES = 176;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
-    static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
+    static constexpr int MMQ_UNITS = 8;      // units a quantized-matmul step takes (mmq.cuh)
+    static constexpr int MMQ_BLOCKS_16 = 3;  // blocks an SM of its 16-vector kernel (mmq.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);

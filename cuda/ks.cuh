@@ -35,7 +35,7 @@ __device__ __forceinline__ Unit iq4ks_unit(float row_scale, uint32_t sbyte, cons
     Unit x;
 #pragma unroll
     for (int k = 0; k < 4; ++k) lookup16(qs[k], t, x.q[k], x.q[k + 4]);
-    x.d[0] = x.d[1] = row_scale * small_int_to_float(int(sbyte & 0xFE) - 127);
+    set_scale(x, row_scale, int(sbyte & 0xFE) - 127);
     return x;
 }
 
@@ -94,7 +94,7 @@ struct IQ5KS {
         const uint32_t sbyte = __ldg(b + ib);
         Unit x;
         iq5nl_values(c, h, sbyte & 1, sbyte & 1, x);
-        x.d[0] = x.d[1] = ld_f32(row) * small_int_to_float(int(sbyte & 0xFE) - 127);
+        set_scale(x, ld_f32(row), int(sbyte & 0xFE) - 127);
         return x;
     }
 };
@@ -116,7 +116,7 @@ struct IQ2KS {
         Unit x;
         iq2nl_values(idx, sh, sh, x);
         const int l = int(((__ldg(b + 2 + (ib >> 1)) >> (4 * (ib & 1))) & 15) | ((extra >> (8 + ib)) & 1) << 4) - 16;
-        x.d[0] = x.d[1] = ld_f16(row) * small_int_to_float(l);
+        set_scale(x, ld_f16(row), l);
         return x;
     }
 };
@@ -139,7 +139,7 @@ struct IQ3KS {
         Unit x;
         iq3nl_values(idx, sh, sh, x);
         const int l = int(((__ldg(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((extra >> ib) & 1) << 4) - 16;
-        x.d[0] = x.d[1] = ld_f16(row) * small_int_to_float(l);
+        set_scale(x, ld_f16(row), l);
         return x;
     }
 };
@@ -173,7 +173,7 @@ struct IQ2KL {
             x.q[2 * k + 5] = int(prmt(v0, v1, uint32_t(hi) >> 16));
         }
         const int l = int(((__ldg(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((ld_u16(b) >> (2 * ib)) & 3) << 4) - 32;
-        x.d[0] = x.d[1] = ld_f16(row) * small_int_to_float(l);
+        set_scale(x, ld_f16(row), l);
         return x;
     }
 };

@@ -16,7 +16,7 @@ struct Q8K {
         Unit x;
 #pragma unroll
         for (int k = 0; k < 8; ++k) x.q[k] = int(ld_u32(b + 8 + 32 * (u & 7) + 4 * k));
-        x.d[0] = x.d[1] = ld_f32(b);
+        set_scale(x, ld_f32(b), 1);
         return x;
     }
 };

@@ -295,7 +295,7 @@ struct KSR4 {
                 for (int k = 0; k < 8; ++k) x.q[k] = add_i8x4(x.q[k], 2 * (sbyte & 1));
             }
         }
-        x.d[0] = x.d[1] = row_scale * small_int_to_float(int(sbyte & 0xFE) - 127);
+        set_scale(x, row_scale, int(sbyte & 0xFE) - 127);
         return x;
     }
 

@@ -174,7 +174,7 @@ def mmq_perm(cols: int):
 
 def time_mmq(args: argparse.Namespace) -> int:
     """Times `iqrs_mmq_<type>_<nt>` per variant and vector count, checks its output against a
-    float64 product of the dequantized W and the (un-permuted) Q8_1 activations."""
+    float64 product of the dequantized W and the (un-permuted) int8 activations."""
     import cupy as cp
     import numpy as np
 
@@ -187,11 +187,11 @@ def time_mmq(args: argparse.Namespace) -> int:
     units = cols // 32
     nmax = max(ns)
     ylog = rng.integers(-127, 128, (nmax, cols), dtype=np.int8)
-    ydh = (rng.random((nmax, units), dtype=np.float32) * 0.01 + 0.001).astype(np.float32)
+    ydh = (rng.random((nmax, units // 4), dtype=np.float32) * 0.01 + 0.001).astype(np.float32)
     perm = mmq_perm(cols)
     yq = cp.asarray(np.ascontiguousarray(ylog[:, perm]))
-    yd = cp.asarray(ydh)
-    yf = cp.asarray(ylog.astype(np.float64) * np.repeat(ydh, 32, axis=1))
+    yd = cp.asarray(ydh)  # one scale per 128 values (mmq.cuh)
+    yf = cp.asarray(ylog.astype(np.float64) * np.repeat(ydh, 128, axis=1))
     l2 = cp.cuda.runtime.getDeviceProperties(0)["l2CacheSize"]
     print(f"mmq: W {rows}x{cols}; median of {args.iters} launches, W rotated over copies > 4x L2")
     print("type        n" + "".join(f"{v['label']:>22}" for v in variants))
@@ -210,7 +210,7 @@ def time_mmq(args: argparse.Namespace) -> int:
                 mod = cp.RawModule(path=str(LAB / v["label"] / f"{family[t]}.cubin"))
                 mt = 2  # MMQ_MT in mmq.cuh
                 warps = macro(v["flags"], "IQRS_MMQ_WARPS", 4)
-                nt = min(8, -(-n // 8))
+                nt = next((k for k in (1, 2, 4) if 8 * k >= n), 4)  # kernels::mmq_tiles
                 f = mod.get_function(f"iqrs_mmq_{t}_{nt}")
                 grid, block = (-(-n // (8 * nt)), -(-rows // (16 * mt))), (32, warps)
                 out = cp.full(n * rows, np.nan, dtype=cp.float32)

@@ -60,16 +60,23 @@ def poisoned(shape, dtype):
     return torch.full(shape, float("nan"), dtype=tdtype(dtype), device="cuda")
 
 
-def q8_1(x):
-    """Q8_1 values of activation rows (float32 in), as the GPU quantizes them, in float64."""
+def q8_1(x, group=32):
+    """Q8_1 values of activation rows (float32 in), as the GPU quantizes them, in float64; with
+    `group=128`, as it quantizes them for the quantized matrix multiply (one scale per 128)."""
     x = np.asarray(x, np.float32)
-    b = x.reshape(x.shape[0], -1, 32)
+    b = x.reshape(x.shape[0], -1, group)
     amax = np.abs(b).max(axis=-1, keepdims=True)
     with np.errstate(divide="ignore"):
         inv = np.where(amax > 0, np.float32(127) / amax, np.float32(0)).astype(np.float32)
     q = np.rint(b * inv)
     d = (amax / np.float32(127)).astype(np.float32)
     return (q.astype(np.float64) * d.astype(np.float64)).reshape(x.shape)
+
+
+def rounded_activations(x, name, method, n):
+    """The activations as the path `method` (auto resolved) quantizes them, in float64."""
+    path = iqrs.cuda.auto_method(name, n) if method == "auto" else method
+    return q8_1(x, group=128 if path == "mmq" else 32)
 
 
 def rel_err(got, ref):
@@ -174,7 +181,7 @@ def test_matvec_on_reference_bytes(case, method):
     for n in (1, 4, 8) if method == "mmv" else (1, 12, 40):
         x = np.concatenate([c["y"].reshape(1, cols), rng().standard_normal((n - 1, cols))]).astype(np.float32)
         got = iqrs.linear(torch.from_numpy(x).cuda(), cq, out=poisoned((n, rows), "float32"), method=method)
-        assert rel_err(got, q8_1(x) @ w64.T) <= 1e-5
+        assert rel_err(got, rounded_activations(x, c["type"], method, n) @ w64.T) <= 1e-5
 
 
 @on_gpu
@@ -199,9 +206,10 @@ def test_matvec_error_beyond_q8_1_rounding(name, dtype, n):
     x = activations((n, cols), dtype)
     x32 = x.float().cpu().numpy()
     out = poisoned((n, rows), dtype)
-    got = iqrs.linear(x, q.cuda(), out=out, method="auto" if n <= 8 else "mmv")
+    method = "auto" if n <= 8 else "mmv"
+    got = iqrs.linear(x, q.cuda(), out=out, method=method)
     assert got is out
-    err = rel_err(got, q8_1(x32) @ w64.T)
+    err = rel_err(got, rounded_activations(x32, name, method, n) @ w64.T)
     assert err <= (1e-5 if dtype == "float32" else 1e-3 + ROUNDING[dtype]), err
     if dtype == "float32":
         # Q8_1 (32-value blocks) is finer than the CPU's Q8_K (256): the GPU is at least as close
@@ -215,10 +223,11 @@ def test_matvec_error_beyond_q8_1_rounding(name, dtype, n):
 @pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,cols", [(1, 256), (9, 1024), (16, 768), (17, 1024), (32, 512), (70, 1024)])
-def test_mmq_error_beyond_q8_1_rounding(name, dtype, n, cols):
-    # The quantized matrix multiply: int8 tensor-core products of W's grid values and the Q8_1
-    # activations are exact, the scales apply in f32, so against the Q8_1-rounded product the
-    # error is f32 summation (and the output's rounding). Rows (99/100) are not a multiple of the
+def test_mmq_error_beyond_q8_rounding(name, dtype, n, cols):
+    # The quantized matrix multiply: int8 tensor-core products of W's grid values and the int8
+    # activations (one scale per 128) are exact, and so are their sums times W's integer
+    # sub-block scales over 4 units; the float factors apply in f32, so against the product of the
+    # rounded activations the error is f32 rounding and summation (and the output's rounding). Rows (99/100) are not a multiple of the
     # kernel's 32; n covers 1, 2 and 4 tiles of 8 and several blocks along the vectors (70);
     # 256 columns give the block's 4 warps 2 steps (two idle), 768 three of 4 units.
     q = weights(name, cols=cols)
@@ -228,7 +237,7 @@ def test_mmq_error_beyond_q8_1_rounding(name, dtype, n, cols):
     out = poisoned((n, rows), dtype)
     got = iqrs.linear(x, q.cuda(), out=out, method="mmq")
     assert got is out
-    err = rel_err(got, q8_1(x.float().cpu().numpy()) @ w64.T)
+    err = rel_err(got, q8_1(x.float().cpu().numpy(), group=128) @ w64.T)
     assert err <= (1e-5 if dtype == "float32" else 1e-3 + ROUNDING[dtype]), err
 
 
@@ -282,8 +291,8 @@ def test_large_values_stay_finite(name, method, n):
     got = iqrs.linear(x, q.cuda(), out=poisoned((n, rows), "float32"), method=method)
     x64 = x.cpu().numpy()
     assert np.abs(x64.astype(np.float64) @ w64.T).max() > 1e6
-    if method == "mmq" or (method == "auto" and n <= 8):  # exact up to f32 sums, given the Q8_1 activations
-        assert rel_err(got, q8_1(x64) @ w64.T) <= 1e-5
+    if method == "mmq" or (method == "auto" and n <= 8):  # exact up to f32 sums, given the int8 activations
+        assert rel_err(got, rounded_activations(x64, name, method, n) @ w64.T) <= 1e-5
     else:
         assert rel_err(got, x64.astype(np.float64) @ w64.T) <= 1e-2
 
@@ -302,7 +311,7 @@ def test_shapes_operator_bias_and_streams():
     assert torch.equal((cq @ v), iqrs.linear(v, cq)) and (cq @ v).shape == (64,)
     xc = x[0].t()  # (512, 6), not contiguous
     assert (cq @ xc).shape == (64, 6)
-    assert rel_err(cq @ xc, (q8_1(x[0].cpu().numpy()) @ q.dequantize().astype(np.float64).T).T) <= 1e-5
+    assert rel_err(cq @ xc, (rounded_activations(x[0].cpu().numpy(), "iq4_ks", "auto", 6) @ q.dequantize().astype(np.float64).T).T) <= 1e-5
     s = torch.cuda.Stream()
     with torch.cuda.stream(s):
         xs = activations((300, 512), "bfloat16")
@@ -366,8 +375,8 @@ def test_nn_linear_on_gpu_and_cpu(name):
         x2 = x.reshape(-1, 512).cpu().numpy()
         got = layer(x)
         assert got.shape == shape[:-1] + (48,) and got.is_cuda
-        if x2.shape[0] <= 8:  # mat-vec on Q8_1 activations
-            assert rel_err(got.reshape(-1, 48), q8_1(x2) @ w.numpy().T + b.numpy()) <= 1e-5
+        if x2.shape[0] <= 32:  # mat-vec or mmq on int8 activations
+            assert rel_err(got.reshape(-1, 48), rounded_activations(x2, name, "auto", x2.shape[0]) @ w.numpy().T + b.numpy()) <= 1e-5
         else:  # bf16 GEMM
             assert rel_err(got.reshape(-1, 48), x2.astype(np.float64) @ w.numpy().T + b.numpy()) <= 1e-2
         got_cpu = layer.cpu()(x.cpu())  # Q8_K activations, as QTensor @ x

@@ -10,8 +10,8 @@
 ``iqrs.linear`` computes ``x · Wᵀ`` (as ``torch.nn.functional.linear``): for up to 5-8 activation
 vectors (by type) with mat-vec kernels on the quantized bytes (activations quantized to Q8_1 —
 blocks of 32 with an f32 scale — on the GPU, exact integer dot products per block); up to 32 with
-the quantized matrix multiply (W decoded to int8 in registers, int8 tensor-core products on the
-same activations); for more, by decoding W to bfloat16 and a
+the quantized matrix multiply (W decoded to int8 in registers, int8 tensor-core products on
+activations quantized with one scale per 128 values); for more, by decoding W to bfloat16 and a
 cuBLAS GEMM with float32 accumulation (:func:`auto_method` says which). All work is queued on
 PyTorch's current stream; outputs are PyTorch tensors, nothing goes through the host. No autograd.
 
@@ -273,8 +273,8 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
         method: ``"auto"`` (mat-vec for up to 5-8 vectors by type, the quantized matrix
             multiply up to 32, else bf16 GEMM: :func:`auto_method`), or force ``"mmv"`` (Q8_1
-            activations, dp4a), ``"mmq"`` (Q8_1 activations, W decoded to int8 in
-            registers, int8 tensor-core products), ``"fused"``
+            activations, dp4a), ``"mmq"`` (int8 activations with one scale per 128 values, W
+            decoded to int8 in registers, int8 tensor-core products), ``"fused"``
             (W decoded tile by tile into shared memory as bf16, bf16 tensor-core products; on an
             H200 at best as fast as the GEMM), ``"gemm_bf16"`` or ``"gemm_f16"`` (W dequantized
             in slabs, cuBLAS). Only the GEMM paths hold a dequantized copy of W.

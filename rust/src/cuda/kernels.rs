@@ -125,7 +125,7 @@ mod tests {
             }
         }
         let act = fatbin(ACTIVATIONS).expect("activations module");
-        for name in ["iqrs_quantize_q8_1", "iqrs_quantize_q8_1_mmq", "iqrs_convert", "iqrs_sum_partials"] {
+        for name in ["iqrs_quantize_q8_1", "iqrs_quantize_q8_mmq128", "iqrs_convert", "iqrs_sum_partials"] {
             assert!(contains(act, name), "{name} is missing from the activations module");
         }
     }

@@ -15,8 +15,8 @@ pub enum Method {
     Auto,
     /// Activations quantized to Q8_1, integer dot products (dp4a), 8 vectors per launch.
     MatVec,
-    /// Activations quantized to Q8_1, W decoded to int8 in registers, int8 tensor-core MMA
-    /// (mmq.cuh): no dequantized copy of W anywhere.
+    /// Activations quantized to int8 with one scale per 128 values, W decoded to int8 in
+    /// registers, int8 tensor-core MMA (mmq.cuh): no dequantized copy of W anywhere.
     Mmq,
     /// The fused matrix multiply: W decoded to bf16 in shared memory tile by tile (no
     /// dequantized copy of W in GPU memory), x in bf16, tensor-core MMA with f32 accumulation;

@@ -192,14 +192,14 @@ unsafe fn activations_as(dev: &Device, x: u64, from: Dtype, to: Dtype, count: us
     Ok((s.ptr(), Some(s)))
 }
 
-/// `n` activation vectors quantized to Q8_1 by `kernel` (`iqrs_quantize_q8_1`, or `…_mmq` for
-/// the quantized matrix multiply's layout) into scratch memory, returned with the addresses of
-/// the `n·cols` int8 values and the `n·units` f32 scales that follow them (16-byte aligned:
-/// cols % 256 == 0).
+/// `n` activation vectors quantized to int8 by `kernel` (`iqrs_quantize_q8_1`: Q8_1, one scale
+/// per 32 values; or `iqrs_quantize_q8_mmq128`: the quantized matrix multiply's layout, one
+/// scale per 128) into scratch memory, returned with the addresses of the `n·cols` int8 values
+/// and the f32 scales that follow them (16-byte aligned: cols % 256 == 0).
 unsafe fn quantize_activations(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, kernel: &str, stream: CUstream) -> Result<(Scratch, u64, u64)> {
     let (cols, units) = (w.cols, w.units());
     debug_assert_eq!(cols % QK_K, 0);
-    let scratch = dev.scratch(n * cols + n * units * 4, stream)?;
+    let scratch = dev.scratch(n * cols + n * units * 4, stream)?;  // (the most scales: one per 32)
     let (yq, yd) = (scratch.ptr(), scratch.ptr() + (n * cols) as u64);
     let quantize = dev.function(kernels::ACTIVATIONS, kernel)?;
     let (xd, total) = (x_dtype as i32, (n * cols) as u64);
@@ -223,13 +223,13 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
     Ok(())
 }
 
-/// The quantized matrix multiply (mmq.cuh) on Q8_1 activations in its layout.
+/// The quantized matrix multiply (mmq.cuh) on int8 activations in its layout, one scale per 128.
 unsafe fn mmq(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
     let row_tiles = w.rows.div_ceil(kernels::MMQ_ROWS);
     if row_tiles > 65535 {
         return Err(IqError::Invalid(format!("{} rows exceed the quantized matrix multiply's grid", w.rows)));
     }
-    let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, "iqrs_quantize_q8_1_mmq", stream)?;
+    let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, "iqrs_quantize_q8_mmq128", stream)?;
     let tiles = kernels::mmq_tiles(n);
     let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mmq_name(w.qtype, tiles))?;
     let grid = (n.div_ceil(8 * tiles) as u32, row_tiles as u32, 1);
