@@ -348,8 +348,9 @@ impl RowScale for Iq3Ks {
     /// `L + 16` = nibble `ib / 4` of `scales[ib % 4]` | bit `ib` of `extra` · 16.
     #[inline(always)]
     unsafe fn scales8(b: &[u8]) -> __m256i {
-        let v = bytes8([b[2], b[3], b[4], b[5], b[2], b[3], b[4], b[5]]);
-        let lo = lanes(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4), 0x0F);
+        // sub-block k's nibble: bits 8·(k % 4) + 4·(k / 4) of the 4 scale bytes as one word
+        let v = _mm256_set1_epi32(u32::from_le_bytes(b[2..6].try_into().unwrap()) as i32);
+        let lo = lanes(v, _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28), 0x0F);
         let hi = lanes(_mm256_set1_epi32(b[0] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
         _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(16))
     }
@@ -414,11 +415,12 @@ impl RowScale for Iq2Ks {
         iq2_ks::scale_of(b, ib)
     }
 
-    /// `L + 16` = nibble `ib % 2` of `scales[ib / 2]` | bit `8 + ib` of `extra` · 16.
+    /// `L + 16` = nibble `ib % 2` of `scales[ib / 2]` (bits `4·ib` of the 4 scale bytes as one
+    /// word) | bit `8 + ib` of `extra` · 16.
     #[inline(always)]
     unsafe fn scales8(b: &[u8]) -> __m256i {
-        let v = bytes8([b[2], b[2], b[3], b[3], b[4], b[4], b[5], b[5]]);
-        let lo = lanes(v, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4), 0x0F);
+        let v = _mm256_set1_epi32(u32::from_le_bytes(b[2..6].try_into().unwrap()) as i32);
+        let lo = lanes(v, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), 0x0F);
         let hi = lanes(_mm256_set1_epi32(b[1] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
         _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(16))
     }
@@ -439,7 +441,7 @@ impl RowScale for Iq2Ks {
     #[inline(always)]
     unsafe fn offsets8(b: &[u8]) -> __m256i {
         let sh = lanes(_mm256_set1_epi32(b[0] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
-        _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_mullo_epi32(sh, _mm256_set1_epi32(5)))
+        _mm256_sub_epi32(_mm256_set1_epi32(128), _mm256_add_epi32(sh, _mm256_slli_epi32::<2>(sh)))
     }
 
     const ACT: Option<&'static [u8; 256]> = Some(&super::avx512::k::CRUMBS_ACT);
@@ -492,8 +494,9 @@ impl RowScale for Iq2Kl {
     /// `L + 32` = nibble `ib / 4` of `scales_l[ib % 4]` | bits `2·ib..` of `scales_h` · 16.
     #[inline(always)]
     unsafe fn scales8(b: &[u8]) -> __m256i {
-        let v = bytes8([b[2], b[3], b[4], b[5], b[2], b[3], b[4], b[5]]);
-        let lo = lanes(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4), 0x0F);
+        // sub-block k's nibble: bits 8·(k % 4) + 4·(k / 4) of the 4 scale bytes as one word
+        let v = _mm256_set1_epi32(u32::from_le_bytes(b[2..6].try_into().unwrap()) as i32);
+        let lo = lanes(v, _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28), 0x0F);
         let sh = u16::from_le_bytes([b[0], b[1]]) as i32;
         let hi = lanes(_mm256_set1_epi32(sh), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), 3);
         _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(32))
