@@ -82,8 +82,8 @@ pub fn matvec_max_auto(t: QType) -> usize {
 }
 
 /// Most activation vectors [`Method::Auto`] gives the quantized matrix multiply: measured on an
-/// H200 against dequantize + cuBLAS (BENCHMARKS.md, 2026-12-04), it is faster up to 32 vectors
-/// for every type (1.02-1.87x at 32), slower at 64 for all but three (0.58-1.11x).
+/// H200 against dequantize + cuBLAS (BENCHMARKS.md, 2026-12-05), it is faster up to 32 vectors
+/// for every type (1.16-1.99x at 32), and at 64 from 0.67x to 1.17x by type.
 pub const MMQ_MAX_AUTO: usize = 32;
 
 #[cfg(test)]

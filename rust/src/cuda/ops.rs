@@ -98,8 +98,6 @@ impl QMatrix {
     }
 }
 
-
-
 /// Most bytes of dequantized weights held at once by the GEMM path (larger matrices go in slabs).
 pub const GEMM_SLAB_BYTES: usize = 512 << 20;
 
