@@ -160,6 +160,8 @@ pub fn kernels(t: QType, isa: Isa, scalar: Kernels) -> Kernels {
                         QType::IQ6K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq6_k_dot_vbmi(src, y),
                         QType::IQ2K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq2_k_dot_vbmi(src, y),
                         QType::IQ3K if avx2::k::available() => k.dot = |src, _cols, y, out| out[0] = avx512::k::iq3_k_dot_vbmi(src, y),
+                        QType::IQ2KR4 if avx2::k::available() => k.dot = avx512::r4::iq2_k_r4_dot_vbmi,
+                        QType::IQ3KR4 if avx2::k::available() => k.dot = avx512::r4::iq3_k_r4_dot_vbmi,
                         QType::IQ5KS => {
                             k.dot = |src, _cols, y, out| out[0] = rowscale::iq5_ks_dot_avx512(src, y);
                             k.act_perm = rowscale::act_perm(t);

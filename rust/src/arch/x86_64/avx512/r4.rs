@@ -19,6 +19,7 @@ use crate::quants::common::read_f32;
 use crate::quants::q8k;
 use crate::quants::r4::{self, R4High, R4Quants, R4Scales, R4Spec};
 use crate::registry::QK_K;
+use super::k::{IQ2_CRUMBS, IQ3_CRUMBS};
 use crate::tables::{IQ2NL_VALUES, IQ3NL_VALUES, IQ4K_VALUES, IQ5NL_VALUES};
 
 /// The plain half of a grid plus `bias`, in 16-entry chunks repeated in all four lanes.
@@ -260,7 +261,7 @@ struct Runs {
 /// layout: the two `qs` halves). `shift` bit `r + 4h`: row `r` uses the shifted half in
 /// 16-weight half `h`.
 #[inline(always)]
-unsafe fn runs(spec: &R4Spec, t: &Table, blk: &[u8], ib: usize, shift: u16) -> [Runs; 2] {
+unsafe fn runs(spec: &R4Spec, t: &Table, crumbs: Option<Crumbs>, blk: &[u8], ib: usize, shift: u16) -> [Runs; 2] {
     let delta = spec.shift_delta();
     let m15 = _mm512_set1_epi8(15);
     match spec.quants {
@@ -285,7 +286,10 @@ unsafe fn runs(spec: &R4Spec, t: &Table, blk: &[u8], ib: usize, shift: u16) -> [
             let q = _mm512_broadcast_i64x4(_mm256_loadu_si256(blk[spec.qs() + 32 * ib..spec.qs() + 32 * ib + 32].as_ptr().cast()));
             let h = if high { bcast16(blk, spec.qh() + 16 * ib) } else { _mm512_setzero_si512() };
             let sh = row_shifts(shift | shift << 8, delta);
-            [crumb_runs(t, q, h, 0, high, sh), crumb_runs(t, q, h, 1, high, sh)]
+            match crumbs {
+                Some(c) => crumb_runs_vbmi(c, q, h, high, sh),
+                None => [crumb_runs(t, q, h, 0, high, sh), crumb_runs(t, q, h, 1, high, sh)],
+            }
         }
     }
 }
@@ -305,6 +309,34 @@ unsafe fn crumb_runs(t: &Table, q: __m512i, h: __m512i, k: usize, high: bool, sh
     Runs { values: _mm512_add_epi8(lookup(t, x, 0, false), sh), y: if k == 0 { &Y_NIB_LO } else { &Y_NIB_HI } }
 }
 
+/// `vpermb` tables of the 2-bit layout (needs AVX-512 VBMI), + 128: per crumb position, the
+/// value of that crumb of a byte's low 6 bits (`[0]`: bits 0..1, `[2]`: bits 4..5; the base
+/// IQ2_K/IQ3_K dots' tables), and for a `High` bit the same from the grid's entries 4..7.
+#[derive(Clone, Copy)]
+struct Crumbs {
+    plain: &'static [[u8; 64]; 4],
+    high: &'static [[u8; 64]; 4],
+}
+
+/// [`crumb_runs`] for both runs at once by `vpermb`: shifting lanes 2 and 3 (crumbs 1 and 3)
+/// right by 2 puts their crumbs where lanes 0 and 1 have crumbs 0 and 2, so one shift serves
+/// both runs, each a look-up (two, the second masked, with a high bit) instead of a variable
+/// shift, a mask and a `vpshufb`.
+#[inline(always)]
+unsafe fn crumb_runs_vbmi(c: Crumbs, q: __m512i, h: __m512i, high: bool, sh: __m512i) -> [Runs; 2] {
+    let x = _mm512_mask_srli_epi16(q, 0xFFFF_0000, q, 2);
+    // (a loop, not a closure: closures do not inherit the target features)
+    let mut v = [_mm512_setzero_si512(); 2];
+    for (k, vk) in v.iter_mut().enumerate() {
+        *vk = _mm512_permutexvar_epi8(x, load64(&c.plain[2 * k], 0));
+        if high {
+            let set = _mm512_test_epi8_mask(h, load64(&QH_CRUMB[k], 0));
+            *vk = _mm512_mask_permutexvar_epi8(*vk, set, x, load64(&c.high[2 * k], 0));
+        }
+    }
+    [Runs { values: _mm512_add_epi8(v[0], sh), y: &Y_NIB_LO }, Runs { values: _mm512_add_epi8(v[1], sh), y: &Y_NIB_HI }]
+}
+
 /// The rows' block scales: the group header's f32 (IQ*_KS_R4) or the R4 block's f16 `d[4]`.
 #[inline(always)]
 unsafe fn row_scales(spec: &R4Spec, group: &[u8], blk: &[u8]) -> [f32; 4] {
@@ -321,7 +353,7 @@ unsafe fn row_scales(spec: &R4Spec, group: &[u8], blk: &[u8]) -> [f32; 4] {
 }
 
 #[inline(always)]
-unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
+unsafe fn dot(spec: &R4Spec, t: &Table, crumbs: Option<Crumbs>, src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
     let (rm, bb) = (spec.meta(), spec.block_bytes());
     let mut acc = [0f32; 4];
     for ibl in 0..cols / QK_K {
@@ -336,7 +368,7 @@ unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: 
             let y32 = _mm512_castsi256_si512(_mm256_loadu_si256(yb[q8k::QS + 32 * ib..q8k::QS + 32 * ib + 32].as_ptr().cast()));
             // both runs share the rows' levels per dword: one chain of sums, one multiply
             let mut p = _mm512_setzero_si512();
-            for run in runs(spec, t, blk, ib, shift) {
+            for run in runs(spec, t, crumbs, blk, ib, shift) {
                 let yv = _mm512_permutexvar_epi32(_mm512_loadu_si512(run.y.as_ptr().cast()), y32);
                 p = _mm512_dpbusd_epi32(p, run.values, yv);
             }
@@ -371,7 +403,7 @@ unsafe fn dequantize(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, out: &mu
             let dd = _mm256_set_m128(d, d);
             let mut dl = [0f32; 8];
             _mm256_storeu_ps(dl.as_mut_ptr(), _mm256_mul_ps(dd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(l))));
-            for run in runs(spec, t, blk, ib, shift) {
+            for run in runs(spec, t, None, blk, ib, shift) {
                 for lane in 0..4 {
                     // weights of this lane: `first + i` of every row (i = 0..3)
                     let first = 4 * run.y[4 * lane] as usize;
@@ -424,7 +456,7 @@ unsafe fn fill_tile(spec: &R4Spec, t: &Table, w: &mut PackedRows, src: &[u8], co
             for ib in 0..8 {
                 let (shift, l) = bsc.of(ib);
                 let mut sums = _mm512_setzero_si512();
-                for run in runs(spec, t, blk, ib, shift) {
+                for run in runs(spec, t, None, blk, ib, shift) {
                     for lane in 0..4 {
                         // weights k..k + 4 of the 4 rows: slot k / 4 of the tile
                         let k = 32 * ib + 4 * run.y[4 * lane] as usize;
@@ -455,7 +487,7 @@ macro_rules! entry_points {
             static T: Table = table(&$values, 128);
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
             unsafe fn imp(src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
-                dot(&$spec, &T, src, cols, y, out)
+                dot(&$spec, &T, None, src, cols, y, out)
             }
             // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI and F16C are present.
             unsafe { imp(src, cols, y, out) }
@@ -491,3 +523,22 @@ entry_points!(r4::IQ4_K_R4, IQ4K_VALUES, iq4_k_r4_dot, iq4_k_r4_dequantize, iq4_
 entry_points!(r4::IQ5_K_R4, IQ5NL_VALUES, iq5_k_r4_dot, iq5_k_r4_dequantize, iq5_k_r4_fill_tile, "IQ5_K_R4");
 entry_points!(r4::IQ4_KS_R4, IQ4K_VALUES, iq4_ks_r4_dot, iq4_ks_r4_dequantize, iq4_ks_r4_fill_tile, "IQ4_KS_R4");
 entry_points!(r4::IQ5_KS_R4, IQ5NL_VALUES, iq5_ks_r4_dot, iq5_ks_r4_dequantize, iq5_ks_r4_fill_tile, "IQ5_KS_R4");
+
+/// Declares the dot of a 2-bit-layout `_R4` type that looks its crumbs up by `vpermb`.
+macro_rules! vbmi_dot {
+    ($spec:path, $values:path, $crumbs:expr, $dot:ident, $name:literal) => {
+        #[doc = concat!($name, " · Q8_K, the 4 rows of a group, crumbs by `vpermb` (needs VNNI and VBMI).")]
+        pub fn $dot(src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
+            static T: Table = table(&$values, 128);
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+            unsafe fn imp(src: &[u8], cols: usize, y: &[u8], out: &mut [f32]) {
+                dot(&$spec, &T, Some($crumbs), src, cols, y, out)
+            }
+            // SAFETY: handed out only when AVX-512 F/BW/VL, VNNI, VBMI and F16C are present.
+            unsafe { imp(src, cols, y, out) }
+        }
+    };
+}
+
+vbmi_dot!(r4::IQ2_K_R4, IQ2NL_VALUES, Crumbs { plain: &IQ2_CRUMBS, high: &IQ2_CRUMBS }, iq2_k_r4_dot_vbmi, "IQ2_K_R4");
+vbmi_dot!(r4::IQ3_K_R4, IQ3NL_VALUES, Crumbs { plain: &IQ3_CRUMBS[0], high: &IQ3_CRUMBS[1] }, iq3_k_r4_dot_vbmi, "IQ3_K_R4");
