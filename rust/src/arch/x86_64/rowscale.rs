@@ -20,6 +20,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{hsum_i32, load16, load32, scaled_dot32, store_scaled32};
+use super::avx512::k::IQ2_CRUMBS;
 use super::avx512::{load64, sum_blocks, transpose_sum4};
 use super::avx512::tile::{fill_rows, RowBlock};
 use crate::gemm::PackedRows;
@@ -362,6 +363,8 @@ impl RowScale for Iq3Ks {
 
     #[inline(always)]
     /// In the crumb order: sub-blocks `j` and `4 + j`, 2-bit field `j` of one 64-byte load.
+    /// (The IQ3_K dot's `vpermb` crumb tables with a masked `vpermb` for the high bit measured
+    /// 8.8-10.2 µs against these 9.6-9.8 in `cargo bench dot/iq3_ks/avx512`: not kept.)
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
         let lo = bits512(load64(b, iq3_ks::QS), 2 * j, 2 * j, 3);
         let hi = _mm512_slli_epi16::<2>(bits512(twice(load32(b, iq3_ks::QH)), j, 4 + j, 1));
@@ -431,10 +434,12 @@ impl RowScale for Iq2Ks {
     }
 
     #[inline(always)]
-    /// In the crumb order: sub-blocks `j` and `4 + j`, 2-bit field `j` of one 64-byte load.
+    /// In the crumb order: sub-blocks `j` and `4 + j`, 2-bit field `j` of one 64-byte load,
+    /// looked up straight from the index bytes by the IQ2_K dot's `vpermb` crumb tables.
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
-        let q = bits512(load64(b, iq2_ks::QS), 2 * j, 2 * j, 3);
-        _mm512_shuffle_epi8(bcast4(&IQ2_TABLES[1]), q)
+        let q = load64(b, iq2_ks::QS);
+        let q = if j < 3 { q } else { _mm512_srli_epi16::<2>(q) };
+        _mm512_permutexvar_epi8(q, load64(&IQ2_CRUMBS[j], 0))
     }
 
     /// Shifted half = plain + 5; the shift is bit `ib` of `extra`.

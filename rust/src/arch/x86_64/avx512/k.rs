@@ -91,7 +91,7 @@ const fn crumb_tables(values: &[i8]) -> [[u8; 64]; 4] {
     }
     t
 }
-pub(super) static IQ2_CRUMBS: [[u8; 64]; 4] = crumb_tables(&IQ2NL_VALUES);
+pub(crate) static IQ2_CRUMBS: [[u8; 64]; 4] = crumb_tables(&IQ2NL_VALUES);
 /// IQ3_K's: without and with the high index bit (grid entries 0..3 and 4..7).
 pub(super) static IQ3_CRUMBS: [[[u8; 64]; 4]; 2] = [crumb_tables(&IQ3NL_VALUES), crumb_tables(IQ3NL_VALUES.split_at(4).1)];
 
