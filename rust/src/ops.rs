@@ -231,11 +231,11 @@ pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &
         }
     }
     let y = k.activations(y);
+    // One-row types stream their rows in order and the hardware prefetchers keep up: a software
+    // prefetch of the next row, once a gain, measured 4-35% slower cold with today's dots
+    // (BENCHMARKS.md, 2026-12-05). The `_R4` kernels prefetch block by block within their
+    // groups, whose fields lie far apart.
     for_each_chunk(data, g * rs, out, g * n, work, PARALLEL_MIN_DOTS, |src, o| {
-        if g == 1 {
-            // the next row (the `_R4` kernels prefetch block by block within their groups)
-            arch::prefetch(src, src.len(), src.len());
-        }
         let mut tmp = [0f32; 8];
         for j in 0..n {
             (k.dot)(src, cols, &y[j * ys..(j + 1) * ys], &mut tmp[..g]);

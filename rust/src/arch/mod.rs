@@ -237,9 +237,9 @@ pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
 }
 
 /// Asks the CPU to start loading bytes `off..off + len` counted from the start of `src` into its
-/// caches (weights the mat-vec reads next, while it computes the current ones): streamed from
-/// cold memory they arrive before they are needed, which the hardware prefetchers alone do not
-/// achieve at these compute rates. The range may extend past the end of `src` (into whatever
+/// caches (weights the `_R4` mat-vec reads next, while it computes the current ones): streamed
+/// from cold memory they arrive before they are needed, which the hardware prefetchers alone do
+/// not achieve for the R4 blocks' far-apart fields. The range may extend past the end of `src` (into whatever
 /// follows, or nothing): a prefetch reads nothing architecturally and never faults. A no-op on
 /// other CPUs.
 #[inline(always)]
