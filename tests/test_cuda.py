@@ -226,10 +226,11 @@ def test_matvec_error_beyond_q8_1_rounding(name, dtype, n):
 def test_mmq_error_beyond_q8_rounding(name, dtype, n, cols):
     # The quantized matrix multiply: int8 tensor-core products of W's grid values and the int8
     # activations (one scale per 128) are exact, and so are their sums times W's integer
-    # sub-block scales over 4 units; the float factors apply in f32, so against the product of the
-    # rounded activations the error is f32 rounding and summation (and the output's rounding). Rows (99/100) are not a multiple of the
-    # kernel's 32; n covers 1, 2 and 4 tiles of 8 and several blocks along the vectors (70);
-    # 256 columns give the block's 4 warps 2 steps (two idle), 768 three of 4 units.
+    # sub-block scales over 4 units; the float factors apply in f32, so against the product of
+    # the rounded activations the error is f32 rounding and summation (and the output's
+    # rounding). Rows (99/100) are not a multiple of the kernel's 32; n covers 1, 2 and 4 tiles
+    # of 8 and several blocks along the vectors (70); 256 columns give the block's 4 warps 2
+    # steps (two idle), 768 three of 4 units.
     q = weights(name, cols=cols)
     rows = q.shape[0]
     w64 = q.dequantize().astype(np.float64)
