@@ -127,6 +127,19 @@ unsafe fn lanes(v: __m256i, n: __m256i, mask: i32) -> __m256i {
     _mm256_and_si256(_mm256_srlv_epi32(v, n), _mm256_set1_epi32(mask))
 }
 
+/// Eight 4-bit fields of the 4 bytes at `off` read as one little-endian word: lane `k` = bits
+/// `shifts[k]..shifts[k] + 4` (one broadcast and a per-lane shift, not eight byte gathers).
+#[inline(always)]
+unsafe fn word_nibbles(b: &[u8], off: usize, shifts: __m256i) -> __m256i {
+    lanes(_mm256_set1_epi32(u32::from_le_bytes(b[off..off + 4].try_into().unwrap()) as i32), shifts, 0x0F)
+}
+
+/// Lane `k` = nibble `k / 4` of byte `k % 4` (IQ3_KS, IQ2_KL: low nibbles of the 4 bytes, then the high ones).
+#[inline(always)]
+unsafe fn nibbles_low_then_high() -> __m256i {
+    _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28)
+}
+
 /// Eight bytes zero-extended to i32 lanes, byte `k` in lane `k`.
 #[inline(always)]
 unsafe fn bytes8(v: [u8; 8]) -> __m256i {
@@ -349,9 +362,7 @@ impl RowScale for Iq3Ks {
     /// `L + 16` = nibble `ib / 4` of `scales[ib % 4]` | bit `ib` of `extra` · 16.
     #[inline(always)]
     unsafe fn scales8(b: &[u8]) -> __m256i {
-        // sub-block k's nibble: bits 8·(k % 4) + 4·(k / 4) of the 4 scale bytes as one word
-        let v = _mm256_set1_epi32(u32::from_le_bytes(b[2..6].try_into().unwrap()) as i32);
-        let lo = lanes(v, _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28), 0x0F);
+        let lo = word_nibbles(b, 2, nibbles_low_then_high());
         let hi = lanes(_mm256_set1_epi32(b[0] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
         _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(16))
     }
@@ -382,9 +393,10 @@ impl RowScale for Iq3Ks {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IQ2_KS: the whole iq2nl table is 8 bytes; index = 2 bits | shift·4
+// IQ2_KS: the whole iq2nl table is 8 bytes; index = 2 bits | shift·4 (AVX2); the AVX-512 dot
+// looks the plain half up by the IQ2_K dot's `vpermb` crumb tables
 
-static IQ2_TABLES: [[u8; 16]; 2] = [table16(&IQ2NL_VALUES, false), table16(&IQ2NL_VALUES, true)];
+static IQ2_TABLE: [u8; 16] = table16(&IQ2NL_VALUES, false);
 
 struct Iq2Ks;
 
@@ -400,7 +412,7 @@ impl Iq2Ks {
     unsafe fn values32(b: &[u8], ib: usize) -> __m256i {
         let q = bits256(load32(b, iq2_ks::QS + 32 * (ib / 4)), 2 * (ib % 4), 3);
         let idx = _mm256_or_si256(q, _mm256_set1_epi8(Self::shift4(b, ib) as i8));
-        _mm256_shuffle_epi8(bcast2(&IQ2_TABLES[0]), idx)
+        _mm256_shuffle_epi8(bcast2(&IQ2_TABLE), idx)
     }
 }
 
@@ -422,8 +434,7 @@ impl RowScale for Iq2Ks {
     /// word) | bit `8 + ib` of `extra` · 16.
     #[inline(always)]
     unsafe fn scales8(b: &[u8]) -> __m256i {
-        let v = _mm256_set1_epi32(u32::from_le_bytes(b[2..6].try_into().unwrap()) as i32);
-        let lo = lanes(v, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), 0x0F);
+        let lo = word_nibbles(b, 2, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28));
         let hi = lanes(_mm256_set1_epi32(b[1] as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), 1);
         _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(16))
     }
@@ -499,9 +510,7 @@ impl RowScale for Iq2Kl {
     /// `L + 32` = nibble `ib / 4` of `scales_l[ib % 4]` | bits `2·ib..` of `scales_h` · 16.
     #[inline(always)]
     unsafe fn scales8(b: &[u8]) -> __m256i {
-        // sub-block k's nibble: bits 8·(k % 4) + 4·(k / 4) of the 4 scale bytes as one word
-        let v = _mm256_set1_epi32(u32::from_le_bytes(b[2..6].try_into().unwrap()) as i32);
-        let lo = lanes(v, _mm256_setr_epi32(0, 8, 16, 24, 4, 12, 20, 28), 0x0F);
+        let lo = word_nibbles(b, 2, nibbles_low_then_high());
         let sh = u16::from_le_bytes([b[0], b[1]]) as i32;
         let hi = lanes(_mm256_set1_epi32(sh), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), 3);
         _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32::<4>(hi)), _mm256_set1_epi32(32))
