@@ -66,6 +66,7 @@ struct IQ3K {
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
     static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
@@ -93,6 +94,7 @@ struct IQ4K {
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
     static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
@@ -112,6 +114,7 @@ struct IQ5K {
     static constexpr bool SPLIT_SCALE = true;
     static constexpr int MMQ_UNITS = 8;      // units a quantized-matmul step takes (mmq.cuh)
     static constexpr int MMQ_BLOCKS_16 = 3;  // blocks an SM of its 16-vector kernel (mmq.cuh)
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
@@ -134,6 +137,7 @@ struct IQ6K {
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = true;
     static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);

@@ -69,6 +69,24 @@ __host__ __device__ constexpr int mmv_rows(int nc) {
     return T::ROWS_PER_GROUP > 1 ? T::ROWS_PER_GROUP : nc >= 4 ? RowsMany<T>::value : mmv_rows_per_warp(nc);
 }
 
+/// Blocks an SM the one-vector mat-vec kernel of type `T` is compiled for, which sets its
+/// registers (at most 65536 / (32 · MMV_WARPS · blocks)): `T::MMV_BLOCKS_1` where the type sets
+/// it, else 0 — no bound asked for, as for the other widths. Left alone ptxas gives the one-row
+/// types 40-48 registers; 64 (8 blocks) measured faster for most (cuda/NOTES.md).
+/// `IQRS_MMV_MINB1` overrides it for every type (a lab knob).
+template <class T, class = void>
+struct MmvBlocks1 : std::integral_constant<int, 0> {};
+template <class T>
+struct MmvBlocks1<T, std::void_t<decltype(T::MMV_BLOCKS_1)>> : std::integral_constant<int, T::MMV_BLOCKS_1> {};
+template <class T>
+constexpr int mmv_min_blocks(int nc) {
+#ifdef IQRS_MMV_MINB1
+    return nc == 1 ? IQRS_MMV_MINB1 : 0;
+#else
+    return nc == 1 ? MmvBlocks1<T>::value : 0;
+#endif
+}
+
 template <class T>
 __device__ __forceinline__ const uint8_t* group_of(const uint8_t* w, size_t row_bytes, int row) {
     return w + size_t(row / T::ROWS_PER_GROUP) * T::ROWS_PER_GROUP * row_bytes;
@@ -204,7 +222,7 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     }
 
 #define IQRS_MMV_ENTRY(name, T, nc)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(32 * iqrs::MMV_WARPS)                                                       \
+    extern "C" __global__ void __launch_bounds__(32 * iqrs::MMV_WARPS, iqrs::mmv_min_blocks<T>(nc))                          \
         iqrs_mmv_##name##_##nc(const uint8_t* w, unsigned long long row_bytes, int rows, int units, const int8_t* yq,       \
                                const float* yd, void* out, int out_dtype) {                                                  \
         iqrs::mmv<T, nc>(w, row_bytes, rows, units, yq, yd, out, out_dtype);                                                 \

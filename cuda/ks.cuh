@@ -44,6 +44,7 @@ struct IQ4KS {
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
     static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES;
@@ -60,6 +61,7 @@ struct IQ4KSS {
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
     static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES + 16 * (u & 7);
@@ -80,6 +82,7 @@ struct IQ5KS {
     static constexpr int BLOCK_BYTES = 168;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES;
@@ -103,6 +106,7 @@ struct IQ2KS {
     static constexpr int BLOCK_BYTES = 70;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
@@ -125,6 +129,7 @@ struct IQ3KS {
     static constexpr int BLOCK_BYTES = 102;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
@@ -148,6 +153,7 @@ struct IQ2KL {
     static constexpr int BLOCK_BYTES = 86;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
