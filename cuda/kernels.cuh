@@ -54,12 +54,17 @@ constexpr int MMV_UNROLL1 = IQRS_MMV_UNROLL1, MMV_UNROLLR = IQRS_MMV_UNROLLR;
 /// a warp that takes R rows reads them once per R rows (and holds them in registers).
 __host__ __device__ constexpr int mmv_rows_per_warp(int nc) { return nc == 1 ? IQRS_MMV_ROWS1 : nc <= 3 ? IQRS_MMV_ROWS2 : IQRS_MMV_ROWSN; }
 
+/// Declares `Name<T>::value`: `T::MEMBER` where type `T` sets it, else `def` — a per-type knob
+/// whose default the types' traits leave alone unless they measured better otherwise.
+#define IQRS_TYPE_KNOB(Name, MEMBER, def)                                                                                    \
+    template <class T, class = void>                                                                                         \
+    struct Name : std::integral_constant<int, (def)> {};                                                                     \
+    template <class T>                                                                                                       \
+    struct Name<T, std::void_t<decltype(T::MEMBER)>> : std::integral_constant<int, T::MEMBER> {};
+
 /// Rows a mat-vec warp of a one-row type `T` takes for 4 to 8 vectors: `T::MMV_ROWS_MANY` where
 /// the type sets it (the 4-bit types measured faster with 2: cuda/NOTES.md), else as above.
-template <class T, class = void>
-struct RowsMany : std::integral_constant<int, mmv_rows_per_warp(8)> {};
-template <class T>
-struct RowsMany<T, std::void_t<decltype(T::MMV_ROWS_MANY)>> : std::integral_constant<int, T::MMV_ROWS_MANY> {};
+IQRS_TYPE_KNOB(RowsMany, MMV_ROWS_MANY, mmv_rows_per_warp(8))
 
 /// Rows each mat-vec warp of type `T` handles: a whole row group for the interleaved types (their
 /// rows' bytes of a unit are adjacent, so a group is read with wide loads), else as above. The
@@ -74,10 +79,7 @@ __host__ __device__ constexpr int mmv_rows(int nc) {
 /// it, else 0 — no bound asked for, as for the other widths. Left alone ptxas gives the one-row
 /// types 40-48 registers; 64 (8 blocks) measured faster for most (cuda/NOTES.md).
 /// `IQRS_MMV_MINB1` overrides it for every type (a lab knob).
-template <class T, class = void>
-struct MmvBlocks1 : std::integral_constant<int, 0> {};
-template <class T>
-struct MmvBlocks1<T, std::void_t<decltype(T::MMV_BLOCKS_1)>> : std::integral_constant<int, T::MMV_BLOCKS_1> {};
+IQRS_TYPE_KNOB(MmvBlocks1, MMV_BLOCKS_1, 0)
 template <class T>
 constexpr int mmv_min_blocks(int nc) {
 #ifdef IQRS_MMV_MINB1

@@ -40,10 +40,7 @@ constexpr int MMQ_MT = 2, MMQ_ROWS = 16 * MMQ_MT;
 /// 4. The more units a step, the fewer rows a load instruction of the decode touches (32 / KU):
 /// the decode is bound by L1 wavefronts (cuda/NOTES.md), and the heavier decoders of IQ2_K,
 /// IQ3_K, IQ5_K and IQ6_K measured 10-30% faster with 8; the others slower.
-template <class T, class = void>
-struct MmqUnits : std::integral_constant<int, 4> {};
-template <class T>
-struct MmqUnits<T, std::void_t<decltype(T::MMQ_UNITS)>> : std::integral_constant<int, T::MMQ_UNITS> {};
+IQRS_TYPE_KNOB(MmqUnits, MMQ_UNITS, 4)
 
 /// `c = a · b` on a 16x8 int32 tile: a 16x16 (rows x k), b 16x8, int8.
 __device__ __forceinline__ void mma_s8_k16(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
@@ -207,11 +204,9 @@ namespace iqrs {
 /// type sets it, else 4 (128 registers). IQ2_K and IQ5_K spill at 128 (276 and 184 bytes) and
 /// take 3 (H200, 28672x8192 n=16: iq2_k 144 -> 123 µs, iq5_k 193 -> 182; for IQ3_K and IQ6_K,
 /// which spill less, 3 was no faster and up to 18% slower on 14336x4096).
-template <class T, class = void>
-struct MmqBlocks16 : std::integral_constant<int, 4> {};
-template <class T>
-struct MmqBlocks16<T, std::void_t<decltype(T::MMQ_BLOCKS_16)>> : std::integral_constant<int, T::MMQ_BLOCKS_16> {};
-/// The launch bounds' blocks an SM: 4 up to 16 vectors, none asked for at 32 (a cap spills).
+IQRS_TYPE_KNOB(MmqBlocks16, MMQ_BLOCKS_16, 4)
+/// The launch bounds' blocks an SM: 4 up to 16 vectors; 1 at 32 (a tighter cap spills). One is
+/// not the same as none: ptxas then picks other register counts (the measured build asks for 1).
 template <class T>
 constexpr int mmq_min_blocks(int nt) {
     return nt == 1 ? 4 : nt == 2 ? MmqBlocks16<T>::value : 1;
