@@ -20,7 +20,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{hsum_i32, load16, load32, scaled_dot32, store_scaled32};
-use super::avx512::k::IQ2_CRUMBS;
+use super::avx512::k::{IQ2_CRUMBS, IQ3_CRUMBS};
 use super::avx512::{load64, sum_blocks, transpose_sum4};
 use super::avx512::tile::{fill_rows, RowBlock};
 use crate::gemm::PackedRows;
@@ -68,12 +68,12 @@ pub fn act_perm(t: QType) -> Option<&'static [u8; 256]> {
     }
 }
 
-/// A table of up to 16 signed values as 16 bytes, plain or offset by +128.
-const fn table16(v: &[i8], offset: bool) -> [u8; 16] {
+/// A table of up to 16 signed values as 16 bytes.
+const fn table16(v: &[i8]) -> [u8; 16] {
     let mut t = [0u8; 16];
     let mut i = 0;
     while i < v.len() {
-        t[i] = (v[i] as i32 + if offset { 128 } else { 0 }) as u8;
+        t[i] = v[i] as u8;
         i += 1;
     }
     t
@@ -83,12 +83,6 @@ const fn table16(v: &[i8], offset: bool) -> [u8; 16] {
 #[inline(always)]
 unsafe fn bcast2(t: &[u8; 16]) -> __m256i {
     _mm256_broadcastsi128_si256(_mm_loadu_si128(t.as_ptr().cast()))
-}
-
-/// A 16-byte table in all four 128-bit lanes.
-#[inline(always)]
-unsafe fn bcast4(t: &[u8; 16]) -> __m512i {
-    _mm512_broadcast_i32x4(_mm_loadu_si128(t.as_ptr().cast()))
 }
 
 /// `lo` in the low 256 bits, `hi` in the high 256 bits.
@@ -244,7 +238,7 @@ static IQ5_TABLES: [[u8; 16]; 4] = {
             v[i] = IQ5NL_VALUES[16 * k + i];
             i += 1;
         }
-        t[k] = table16(&v, false);
+        t[k] = table16(&v);
         k += 1;
     }
     t
@@ -323,8 +317,9 @@ impl RowScale for Iq5Ks {
 
 // ---------------------------------------------------------------------------------------------
 // IQ3_KS: the whole iq3nl table (both halves) is 16 bytes; index = 2 low bits | bit 2 | shift·8
+// (AVX2); the AVX-512 dot looks the crumbs up by `vpermb` in IQ3_K's tables.
 
-static IQ3_TABLES: [[u8; 16]; 2] = [table16(&IQ3NL_VALUES, false), table16(&IQ3NL_VALUES, true)];
+static IQ3_TABLE: [u8; 16] = table16(&IQ3NL_VALUES);
 
 struct Iq3Ks;
 
@@ -341,7 +336,7 @@ impl Iq3Ks {
         let lo = bits256(load32(b, iq3_ks::QS + 32 * (ib / 4)), 2 * (ib % 4), 3);
         let hi = _mm256_slli_epi16::<2>(bits256(load32(b, iq3_ks::QH), ib, 1));
         let idx = _mm256_or_si256(_mm256_or_si256(lo, hi), _mm256_set1_epi8(Self::shift8(b, ib) as i8));
-        _mm256_shuffle_epi8(bcast2(&IQ3_TABLES[0]), idx)
+        _mm256_shuffle_epi8(bcast2(&IQ3_TABLE), idx)
     }
 }
 
@@ -373,13 +368,16 @@ impl RowScale for Iq3Ks {
     }
 
     #[inline(always)]
-    /// In the crumb order: sub-blocks `j` and `4 + j`, 2-bit field `j` of one 64-byte load.
-    /// (The IQ3_K dot's `vpermb` crumb tables with a masked `vpermb` for the high bit measured
-    /// 8.8-10.2 µs against these 9.6-9.8 in `cargo bench dot/iq3_ks/avx512`: not kept.)
+    /// In the crumb order: sub-blocks `j` and `4 + j`, 2-bit field `j` of one 64-byte load,
+    /// looked up straight from the index bytes in IQ3_K's `vpermb` crumb tables, the high bit
+    /// choosing the upper table by a masked `vpermb` (BENCHMARKS.md, 2026-12-05: 5% faster than
+    /// shifts, masks and a `vpshufb`).
     unsafe fn offset_values64(b: &[u8], j: usize) -> __m512i {
-        let lo = bits512(load64(b, iq3_ks::QS), 2 * j, 2 * j, 3);
-        let hi = _mm512_slli_epi16::<2>(bits512(twice(load32(b, iq3_ks::QH)), j, 4 + j, 1));
-        _mm512_shuffle_epi8(bcast4(&IQ3_TABLES[1]), _mm512_or_si512(lo, hi))
+        let q = load64(b, iq3_ks::QS);
+        let q = if j < 3 { q } else { _mm512_srli_epi16::<2>(q) };
+        let high = _mm512_test_epi8_mask(twice(load32(b, iq3_ks::QH)), join(_mm256_set1_epi8(1 << j), _mm256_set1_epi8((1u8 << (4 + j)) as i8)));
+        let v = _mm512_permutexvar_epi8(q, _mm512_loadu_si512(IQ3_CRUMBS[0][j].as_ptr().cast()));
+        _mm512_mask_permutexvar_epi8(v, high, q, _mm512_loadu_si512(IQ3_CRUMBS[1][j].as_ptr().cast()))
     }
 
     /// Shifted half = plain + 4; the shift is bit `8 + ib` of `extra`.
@@ -396,7 +394,7 @@ impl RowScale for Iq3Ks {
 // IQ2_KS: the whole iq2nl table is 8 bytes; index = 2 bits | shift·4 (AVX2); the AVX-512 dot
 // looks the plain half up by the IQ2_K dot's `vpermb` crumb tables
 
-static IQ2_TABLE: [u8; 16] = table16(&IQ2NL_VALUES, false);
+static IQ2_TABLE: [u8; 16] = table16(&IQ2NL_VALUES);
 
 struct Iq2Ks;
 

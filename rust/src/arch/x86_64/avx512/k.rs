@@ -92,8 +92,9 @@ const fn crumb_tables(values: &[i8]) -> [[u8; 64]; 4] {
     t
 }
 pub(crate) static IQ2_CRUMBS: [[u8; 64]; 4] = crumb_tables(&IQ2NL_VALUES);
-/// IQ3_K's: without and with the high index bit (grid entries 0..3 and 4..7).
-pub(super) static IQ3_CRUMBS: [[[u8; 64]; 4]; 2] = [crumb_tables(&IQ3NL_VALUES), crumb_tables(IQ3NL_VALUES.split_at(4).1)];
+/// IQ3_K's (and IQ3_KS's, the same iq3nl grid): without and with the high index bit (grid
+/// entries 0..3 and 4..7).
+pub(crate) static IQ3_CRUMBS: [[[u8; 64]; 4]; 2] = [crumb_tables(&IQ3NL_VALUES), crumb_tables(IQ3NL_VALUES.split_at(4).1)];
 
 /// How a dot looks grid values up (the VBMI forms need AVX-512 VBMI).
 #[derive(Clone, Copy)]
