@@ -3,8 +3,9 @@
 //!
 //! Every one of them is, per 32-weight sub-block, an integer scale times values from a small
 //! table. Each type below only says how to turn its bytes into those table values with byte
-//! shuffles (`pshufb`; on AVX-512 `vpermb` for the 32-entry tables of IQ5_KS and of IQ2_KL's
-//! grid pairs), and shares the loops:
+//! shuffles (`pshufb`; on AVX-512 `vpermb`: the 32-entry tables of IQ5_KS and of IQ2_KL's grid
+//! pairs, and for IQ2_KS and IQ3_KS the K family's crumb tables, indexed by the raw index
+//! bytes), and shares the loops:
 //! * AVX2: `maddubs(|y|, sign(t, y))` (|t| ≤ 127, so the pair sums cannot saturate), times the
 //!   sub-block scale with `madd`;
 //! * AVX-512 (VNNI): `vpdpbusd` of the plain-half values offset by +128 (unsigned) with the
