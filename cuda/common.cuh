@@ -36,24 +36,35 @@ __host__ __device__ constexpr uint32_t pack4(int a, int b, int c, int d) {
     return uint32_t(uint8_t(a)) | uint32_t(uint8_t(b)) << 8 | uint32_t(uint8_t(c)) << 16 | uint32_t(uint8_t(d)) << 24;
 }
 
+#if IQRS_GENERIC_LD  // lab: plain loads, so that the decoders read shared memory too
+#define IQRS_LDG(T, p) (*reinterpret_cast<const T*>(p))
+#else
+#define IQRS_LDG(T, p) __ldg(reinterpret_cast<const T*>(p))
+#endif
+
+/// A read-only byte load through the non-coherent cache.
+__device__ __forceinline__ uint32_t ld_u8(const uint8_t* p) {
+    return IQRS_LDG(uint8_t, p);
+}
+
 /// A read-only 4-byte load through the non-coherent cache; `p` must be 4-byte aligned.
 __device__ __forceinline__ uint32_t ld_u32(const uint8_t* p) {
-    return __ldg(reinterpret_cast<const uint32_t*>(p));
+    return IQRS_LDG(uint32_t, p);
 }
 
 /// A read-only f32 load; `p` must be 4-byte aligned.
 __device__ __forceinline__ float ld_f32(const uint8_t* p) {
-    return __ldg(reinterpret_cast<const float*>(p));
+    return IQRS_LDG(float, p);
 }
 
 /// A read-only 8-byte load; `p` must be 8-byte aligned.
 __device__ __forceinline__ uint2 ld_u32x2(const uint8_t* p) {
-    return __ldg(reinterpret_cast<const uint2*>(p));
+    return IQRS_LDG(uint2, p);
 }
 
 /// A read-only 16-byte load; `p` must be 16-byte aligned.
 __device__ __forceinline__ uint4 ld_u32x4(const uint8_t* p) {
-    return __ldg(reinterpret_cast<const uint4*>(p));
+    return IQRS_LDG(uint4, p);
 }
 
 /// Word `i` (0..3) of a 16-byte vector.
@@ -63,12 +74,12 @@ __device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
 
 /// A read-only 2-byte load; `p` must be 2-byte aligned.
 __device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
-    return __ldg(reinterpret_cast<const uint16_t*>(p));
+    return IQRS_LDG(uint16_t, p);
 }
 
 /// An f16 at a 2-byte aligned address, as f32 (exact).
 __device__ __forceinline__ float ld_f16(const uint8_t* p) {
-    return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(p))));
+    return __half2float(__ushort_as_half(IQRS_LDG(unsigned short, p)));
 }
 
 /// `N` consecutive little-endian words from a 2-byte aligned address (blocks of 70, 86, 102 or
@@ -78,13 +89,17 @@ __device__ __forceinline__ float ld_f16(const uint8_t* p) {
 template <int N>
 __device__ __forceinline__ void ld_words(const uint8_t* p, uint32_t (&w)[N]) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+#if IQRS_GENERIC_LD
+    const uint32_t* q = reinterpret_cast<const uint32_t*>(p - (a & 2));  // pointer arithmetic keeps the address space
+#else
     const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t(3));
+#endif
     const uint32_t shift = uint32_t(a & 2) * 8;  // 0 or 16
-    uint32_t cur = __ldg(q);
+    uint32_t cur = IQRS_LDG(uint32_t, q);
 #pragma unroll
     for (int i = 0; i < N; ++i) {
         // The last word of a misaligned window needs only the low half of the next aligned word.
-        const uint32_t next = i + 1 < N ? __ldg(q + i + 1) : shift ? ld_u16(p + 4 * N - 2) : 0u;
+        const uint32_t next = i + 1 < N ? IQRS_LDG(uint32_t, q + i + 1) : shift ? ld_u16(p + 4 * N - 2) : 0u;
         w[i] = __funnelshift_r(cur, next, shift);
         cur = next;
     }

@@ -34,7 +34,7 @@ struct KBlock {
     }
 
     /// Nibble `h` of scale byte `off + ib` (the 4-bit scale fields of the unit's halves).
-    __device__ __forceinline__ int nibble(int off, int h) const { return (__ldg(b + off + ib) >> (4 * h)) & 15; }
+    __device__ __forceinline__ int nibble(int off, int h) const { return (ld_u8(b + off + ib) >> (4 * h)) & 15; }
 };
 
 struct IQ2K {
@@ -85,7 +85,7 @@ struct IQ3K {
 
 /// IQ4_K / IQ5_K scales: a nibble of scales_l @8 and 2 high bits of scales_h @4, minus 32.
 __device__ __forceinline__ void iq45k_scales(const KBlock& k, Unit& x) {
-    const uint32_t hi = __ldg(k.b + 4 + (k.ib >> 1)) >> (4 * (k.ib & 1));
+    const uint32_t hi = ld_u8(k.b + 4 + (k.ib >> 1)) >> (4 * (k.ib & 1));
     set_scales(x, k.d, int(k.nibble(8, 0) | (hi & 3) << 4) - 32, int(k.nibble(8, 1) | ((hi >> 2) & 3) << 4) - 32);
 }
 
@@ -99,8 +99,13 @@ struct IQ4K {
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
         uint32_t c[4];
+#if IQRS_VEC16  // lab: one 16-byte load (IQ4_K blocks are 16-byte aligned when W is)
+        const uint4 v = ld_u32x4(k.b + 16 + 16 * k.ib);
+        c[0] = v.x, c[1] = v.y, c[2] = v.z, c[3] = v.w;
+#else
 #pragma unroll
         for (int j = 0; j < 4; ++j) c[j] = ld_u32(k.b + 16 + 16 * k.ib + 4 * j);
+#endif
         Unit x;
         iq4k_values(c, k.sh0, k.sh1, x);
         iq45k_scales(k, x);
@@ -119,11 +124,23 @@ struct IQ5K {
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
         uint32_t w[8], h[8], c[4];
+#if IQRS_VEC16  // lab: 16-byte loads (IQ5_K blocks are 16-byte aligned when W is)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            const uint4 a = ld_u32x4(k.b + 16 + 32 * (k.ib >> 1) + 16 * j), e = ld_u32x4(k.b + 144 + 16 * j);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                w[4 * j + i] = word_of(a, i);
+                h[4 * j + i] = (word_of(e, i) >> k.ib) & 0x01010101u;
+            }
+        }
+#else
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             w[j] = ld_u32(k.b + 16 + 32 * (k.ib >> 1) + 4 * j);
             h[j] = (ld_u32(k.b + 144 + 4 * j) >> k.ib) & 0x01010101u;
         }
+#endif
         pair_nibbles(w, k.ib & 1, c);
         Unit x;
         iq5nl_values(c, h, k.sh0, k.sh1, x);

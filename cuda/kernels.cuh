@@ -41,6 +41,16 @@ namespace iqrs {
 #ifndef IQRS_MMV_ROWSN
 #define IQRS_MMV_ROWSN 4  // ... for 4 to 8
 #endif
+// Lab variants of the mat-vec, off in the library and not yet timed (cuda/NOTES.md, "Prepared,
+// not yet measured"): IQRS_MMV_PF (1/2: prefetch the warp's rows to L2/L1 line by line, 3: one
+// bulk L2 prefetch), IQRS_MMV_STAGE (one-vector mat-vec of the one-row types from the warp's row
+// copied to shared memory by cp.async; needs IQRS_GENERIC_LD, common.cuh), IQRS_VEC16 (k.cuh).
+#ifndef IQRS_MMV_PF
+#define IQRS_MMV_PF 0
+#endif
+#if IQRS_MMV_STAGE && !IQRS_GENERIC_LD
+#error "IQRS_MMV_STAGE needs IQRS_GENERIC_LD=1: the decoders must read shared memory"
+#endif
 
 /// Threads per block of the dequantize kernels (one unit each).
 constexpr int DEQUANT_THREADS = 256;
@@ -157,6 +167,47 @@ __device__ __forceinline__ void mmv_accumulate(const Unit& x, const int4& a, con
     }
 }
 
+#if IQRS_MMV_STAGE
+#ifndef IQRS_STAGE_BYTES
+#define IQRS_STAGE_BYTES 6912
+#endif
+/// Lab: the one-vector mat-vec of a one-row type with the warp's row copied to shared memory
+/// first (16-byte cp.async, all in flight at once); false (nothing done) if the row does not fit.
+template <class T>
+__device__ __forceinline__ bool mmv_staged(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, const int8_t* __restrict__ yq,
+                                           const float* __restrict__ yd, void* __restrict__ out, int out_dtype) {
+    __shared__ __align__(16) uint4 stage[MMV_WARPS][IQRS_STAGE_BYTES / 16];
+    const int row = blockIdx.x * MMV_WARPS + threadIdx.y;
+    // The row's 16-byte chunks from the one holding its first byte (in the row before, or the
+    // row itself: W must be 16-byte aligned) to the one holding its last, that one read only up
+    // to the row's end (the rest zero-filled).
+    if (reinterpret_cast<uintptr_t>(w) % 16 != 0) return false;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(w + size_t(row) * row_bytes), a16 = a & ~uintptr_t(15), end = a + row_bytes;
+    const int n16 = int((end - a16 + 15) / 16);
+    if (n16 * 16 > IQRS_STAGE_BYTES) return false;
+    uint4* s = stage[threadIdx.y];
+    for (int i = threadIdx.x; i < n16; i += 32) {
+        const uint32_t sa = uint32_t(__cvta_generic_to_shared(s + i));
+        const uintptr_t src = a16 + 16 * uintptr_t(i);
+        const uint32_t n = uint32_t(min(uintptr_t(16), end - src));
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sa), "l"(src), "r"(n) : "memory");
+    }
+    asm volatile("cp.async.wait_all;" ::: "memory");
+    __syncwarp();
+    const uint8_t* r = reinterpret_cast<const uint8_t*>(s) + (a - a16);
+    float acc = 0.0f;
+#pragma unroll 2
+    for (int u = threadIdx.x; u < units; u += 32) {
+        const int4* yp = reinterpret_cast<const int4*>(yq + size_t(u) * UNIT);
+        const Unit x = T::unit(r, 0, u);
+        mmv_accumulate<T>(x, __ldg(yp), __ldg(yp + 1), __ldg(yd + u), acc);
+    }
+    acc = warp_sum(acc);
+    if (threadIdx.x == 0) store_elem(out, out_dtype, size_t(row), acc);
+    return true;
+}
+#endif
+
 /// `out[c][row] = Σ_u W[row, unit u] · y[c, unit u]` for NC activation vectors quantized to Q8_1
 /// (`yq`: NC × units × 32 int8, `yd`: NC × units f32 scales). A warp takes R consecutive rows;
 /// lanes stride over the units (exact integer sums per unit with dp4a, f32 across units), then
@@ -167,6 +218,34 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     constexpr int R = mmv_rows<T>(NC);
     const int row0 = (blockIdx.x * MMV_WARPS + threadIdx.y) * R;
     if (row0 >= rows) return;
+#if IQRS_MMV_STAGE
+    if constexpr (NC == 1 && R == 1 && T::ROWS_PER_GROUP == 1) {
+        if (mmv_staged<T>(w, row_bytes, rows, units, yq, yd, out, out_dtype)) return;
+    }
+#endif
+#if IQRS_MMV_PF
+    {
+        // lab: ask for the warp's whole rows at once
+        const uint8_t* g = group_of<T>(w, row_bytes, row0);
+        const size_t bytes = size_t(min(R, rows - row0)) * row_bytes;
+        const uintptr_t a = reinterpret_cast<uintptr_t>(g), end = a + bytes;
+#if IQRS_MMV_PF == 3
+        if (threadIdx.x == 0) {
+            const uintptr_t a16 = a & ~uintptr_t(15);
+            const uint32_t n = uint32_t((end - a16) & ~uintptr_t(15));
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a16), "r"(n) : "memory");
+        }
+#else
+        for (uintptr_t p = (a & ~uintptr_t(127)) + 128 * threadIdx.x; p < end; p += 32 * 128) {
+#if IQRS_MMV_PF == 1
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#else
+            asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+#endif
+        }
+#endif
+    }
+#endif
     float acc[R][NC];
 #pragma unroll
     for (int r = 0; r < R; ++r)

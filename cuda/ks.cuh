@@ -52,7 +52,7 @@ struct IQ4KS {
         uint32_t qs[4];
 #pragma unroll
         for (int k = 0; k < 4; ++k) qs[k] = ld_u32(b + 8 + 16 * ib + 4 * k);
-        return iq4ks_unit(ld_f32(row), __ldg(b + ib), qs);
+        return iq4ks_unit(ld_f32(row), ld_u8(b + ib), qs);
     }
 };
 
@@ -94,7 +94,7 @@ struct IQ5KS {
             h[k] = (ld_u32(b + 136 + 4 * k) >> ib) & 0x01010101u;
         }
         pair_nibbles(w, ib & 1, c);
-        const uint32_t sbyte = __ldg(b + ib);
+        const uint32_t sbyte = ld_u8(b + ib);
         Unit x;
         iq5nl_values(c, h, sbyte & 1, sbyte & 1, x);
         set_scale(x, ld_f32(row), int(sbyte & 0xFE) - 127);
@@ -119,7 +119,7 @@ struct IQ2KS {
         const uint32_t sh = (extra >> ib) & 1;
         Unit x;
         iq2nl_values(idx, sh, sh, x);
-        const int l = int(((__ldg(b + 2 + (ib >> 1)) >> (4 * (ib & 1))) & 15) | ((extra >> (8 + ib)) & 1) << 4) - 16;
+        const int l = int(((ld_u8(b + 2 + (ib >> 1)) >> (4 * (ib & 1))) & 15) | ((extra >> (8 + ib)) & 1) << 4) - 16;
         set_scale(x, ld_f16(row), l);
         return x;
     }
@@ -143,7 +143,7 @@ struct IQ3KS {
         const uint32_t sh = (extra >> (8 + ib)) & 1;
         Unit x;
         iq3nl_values(idx, sh, sh, x);
-        const int l = int(((__ldg(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((extra >> ib) & 1) << 4) - 16;
+        const int l = int(((ld_u8(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((extra >> ib) & 1) << 4) - 16;
         set_scale(x, ld_f16(row), l);
         return x;
     }
@@ -178,7 +178,7 @@ struct IQ2KL {
             x.q[2 * k + 4] = int(prmt(v0, v1, hi));
             x.q[2 * k + 5] = int(prmt(v0, v1, uint32_t(hi) >> 16));
         }
-        const int l = int(((__ldg(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((ld_u16(b) >> (2 * ib)) & 3) << 4) - 32;
+        const int l = int(((ld_u8(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((ld_u16(b) >> (2 * ib)) & 3) << 4) - 32;
         set_scale(x, ld_f16(row), l);
         return x;
     }

@@ -305,7 +305,7 @@ struct KSR4 {
         uint32_t w[4];
 #pragma unroll
         for (int c = 0; c < 4; ++c) w[c] = row_word(b + 32 + 64 * ib + 16 * c, r);
-        return decode<false>(ld_f32(group + 4 * r), __ldg(b + 4 * ib + r), w, QH ? row_word(b + QH + 16 * ib, r) : 0u);
+        return decode<false>(ld_f32(group + 4 * r), ld_u8(b + 4 * ib + r), w, QH ? row_word(b + QH + 16 * ib, r) : 0u);
     }
 
     static __device__ __forceinline__ void group_units(const uint8_t* __restrict__ group, int u, Unit (&x)[4]) {
