@@ -173,8 +173,10 @@ __device__ __forceinline__ void mmv_accumulate(const Unit& x, const int4& a, con
 #endif
 /// Lab: the one-vector mat-vec of a one-row type with the warp's row copied to shared memory
 /// first (16-byte cp.async, all in flight at once); false (nothing done) if the row does not fit.
+/// Its own loop rather than `mmv`'s with the row pointer swapped: one pointer that could be
+/// either shared or global memory would make every decoder load a generic one.
 template <class T>
-__device__ __forceinline__ bool mmv_staged(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, const int8_t* __restrict__ yq,
+__device__ __forceinline__ bool mmv_staged(const uint8_t* __restrict__ w, size_t row_bytes, int units, const int8_t* __restrict__ yq,
                                            const float* __restrict__ yd, void* __restrict__ out, int out_dtype) {
     __shared__ __align__(16) uint4 stage[MMV_WARPS][IQRS_STAGE_BYTES / 16];
     const int row = blockIdx.x * MMV_WARPS + threadIdx.y;
@@ -220,7 +222,7 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     if (row0 >= rows) return;
 #if IQRS_MMV_STAGE
     if constexpr (NC == 1 && R == 1 && T::ROWS_PER_GROUP == 1) {
-        if (mmv_staged<T>(w, row_bytes, rows, units, yq, yd, out, out_dtype)) return;
+        if (mmv_staged<T>(w, row_bytes, units, yq, yd, out, out_dtype)) return;
     }
 #endif
 #if IQRS_MMV_PF
