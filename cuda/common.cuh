@@ -36,7 +36,7 @@ __host__ __device__ constexpr uint32_t pack4(int a, int b, int c, int d) {
     return uint32_t(uint8_t(a)) | uint32_t(uint8_t(b)) << 8 | uint32_t(uint8_t(c)) << 16 | uint32_t(uint8_t(d)) << 24;
 }
 
-#if IQRS_GENERIC_LD  // lab: plain loads, so that the decoders read shared memory too
+#if IQRS_GENERIC_LD  // lab: plain loads instead of __ldg (mixed: cuda/NOTES.md)
 #define IQRS_LDG(T, p) (*reinterpret_cast<const T*>(p))
 #else
 #define IQRS_LDG(T, p) __ldg(reinterpret_cast<const T*>(p))

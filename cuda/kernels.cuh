@@ -41,16 +41,8 @@ namespace iqrs {
 #ifndef IQRS_MMV_ROWSN
 #define IQRS_MMV_ROWSN 4  // ... for 4 to 8
 #endif
-// Lab variants of the mat-vec, off in the library and not yet timed (cuda/NOTES.md, "Prepared,
-// not yet measured"): IQRS_MMV_PF (1/2: prefetch the warp's rows to L2/L1 line by line, 3: one
-// bulk L2 prefetch), IQRS_MMV_STAGE (one-vector mat-vec of the one-row types from the warp's row
-// copied to shared memory by cp.async; needs IQRS_GENERIC_LD, common.cuh), IQRS_VEC16 (k.cuh).
-#ifndef IQRS_MMV_PF
-#define IQRS_MMV_PF 0
-#endif
-#if IQRS_MMV_STAGE && !IQRS_GENERIC_LD
-#error "IQRS_MMV_STAGE needs IQRS_GENERIC_LD=1: the decoders must read shared memory"
-#endif
+// IQRS_MMV_PF=0|1 (a lab knob) turns the L2 prefetch of the warp's rows (`mmv_prefetch` below)
+// off, or on for every type and width.
 
 /// Threads per block of the dequantize kernels (one unit each).
 constexpr int DEQUANT_THREADS = 256;
@@ -96,6 +88,31 @@ constexpr int mmv_min_blocks(int nc) {
     return nc == 1 ? IQRS_MMV_MINB1 : 0;
 #else
     return nc == 1 ? MmvBlocks1<T>::value : 0;
+#endif
+}
+
+/// Fewest activation vectors for which the mat-vec of type `T` first asks L2 for the warp's
+/// whole rows (one `cp.async.bulk.prefetch.L2`, sm_90; older GPUs skip it): `T::MMV_PREFETCH_FROM`
+/// where the type sets it, else never. With 4 to 8 vectors a warp takes 2 or 4 rows and spends
+/// long on each unit, so the rows' later units are worth fetching early: measured 1.06-1.18x for
+/// the one-row types that set it, and slower for the others (the _R4 types, IQ5_K, IQ6_K, Q8_K),
+/// and slower for every type with one or two vectors (cuda/NOTES.md).
+IQRS_TYPE_KNOB(MmvPrefetchFrom, MMV_PREFETCH_FROM, 1 << 30)
+template <class T>
+__host__ __device__ constexpr bool mmv_prefetch(int nc) {
+#ifdef IQRS_MMV_PF
+    return IQRS_MMV_PF != 0;
+#else
+    return nc >= MmvPrefetchFrom<T>::value;
+#endif
+}
+
+/// Asks L2 for `bytes` bytes from `p` (whole 16-byte chunks; a hint, so the tail may be skipped).
+__device__ __forceinline__ void prefetch_l2_bulk(const uint8_t* p, size_t bytes) {
+#if __CUDA_ARCH__ >= 900
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p), a16 = a & ~uintptr_t(15);
+    const uint32_t n = uint32_t(min(size_t(1) << 30, (a + bytes - a16) & ~size_t(15)));
+    if (n) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a16), "r"(n) : "memory");
 #endif
 }
 
@@ -167,49 +184,6 @@ __device__ __forceinline__ void mmv_accumulate(const Unit& x, const int4& a, con
     }
 }
 
-#if IQRS_MMV_STAGE
-#ifndef IQRS_STAGE_BYTES
-#define IQRS_STAGE_BYTES 6912
-#endif
-/// Lab: the one-vector mat-vec of a one-row type with the warp's row copied to shared memory
-/// first (16-byte cp.async, all in flight at once); false (nothing done) if the row does not fit.
-/// Its own loop rather than `mmv`'s with the row pointer swapped: one pointer that could be
-/// either shared or global memory would make every decoder load a generic one.
-template <class T>
-__device__ __forceinline__ bool mmv_staged(const uint8_t* __restrict__ w, size_t row_bytes, int units, const int8_t* __restrict__ yq,
-                                           const float* __restrict__ yd, void* __restrict__ out, int out_dtype) {
-    __shared__ __align__(16) uint4 stage[MMV_WARPS][IQRS_STAGE_BYTES / 16];
-    const int row = blockIdx.x * MMV_WARPS + threadIdx.y;
-    // The row's 16-byte chunks from the one holding its first byte (in the row before, or the
-    // row itself: W must be 16-byte aligned) to the one holding its last, that one read only up
-    // to the row's end (the rest zero-filled).
-    if (reinterpret_cast<uintptr_t>(w) % 16 != 0) return false;
-    const uintptr_t a = reinterpret_cast<uintptr_t>(w + size_t(row) * row_bytes), a16 = a & ~uintptr_t(15), end = a + row_bytes;
-    const int n16 = int((end - a16 + 15) / 16);
-    if (n16 * 16 > IQRS_STAGE_BYTES) return false;
-    uint4* s = stage[threadIdx.y];
-    for (int i = threadIdx.x; i < n16; i += 32) {
-        const uint32_t sa = uint32_t(__cvta_generic_to_shared(s + i));
-        const uintptr_t src = a16 + 16 * uintptr_t(i);
-        const uint32_t n = uint32_t(min(uintptr_t(16), end - src));
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sa), "l"(src), "r"(n) : "memory");
-    }
-    asm volatile("cp.async.wait_all;" ::: "memory");
-    __syncwarp();
-    const uint8_t* r = reinterpret_cast<const uint8_t*>(s) + (a - a16);
-    float acc = 0.0f;
-#pragma unroll 2
-    for (int u = threadIdx.x; u < units; u += 32) {
-        const int4* yp = reinterpret_cast<const int4*>(yq + size_t(u) * UNIT);
-        const Unit x = T::unit(r, 0, u);
-        mmv_accumulate<T>(x, __ldg(yp), __ldg(yp + 1), __ldg(yd + u), acc);
-    }
-    acc = warp_sum(acc);
-    if (threadIdx.x == 0) store_elem(out, out_dtype, size_t(row), acc);
-    return true;
-}
-#endif
-
 /// `out[c][row] = Σ_u W[row, unit u] · y[c, unit u]` for NC activation vectors quantized to Q8_1
 /// (`yq`: NC × units × 32 int8, `yd`: NC × units f32 scales). A warp takes R consecutive rows;
 /// lanes stride over the units (exact integer sums per unit with dp4a, f32 across units), then
@@ -220,34 +194,9 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     constexpr int R = mmv_rows<T>(NC);
     const int row0 = (blockIdx.x * MMV_WARPS + threadIdx.y) * R;
     if (row0 >= rows) return;
-#if IQRS_MMV_STAGE
-    if constexpr (NC == 1 && R == 1 && T::ROWS_PER_GROUP == 1) {
-        if (mmv_staged<T>(w, row_bytes, units, yq, yd, out, out_dtype)) return;
+    if constexpr (mmv_prefetch<T>(NC)) {
+        if (threadIdx.x == 0) prefetch_l2_bulk(group_of<T>(w, row_bytes, row0), size_t(min(R, rows - row0)) * row_bytes);
     }
-#endif
-#if IQRS_MMV_PF
-    {
-        // lab: ask for the warp's whole rows at once
-        const uint8_t* g = group_of<T>(w, row_bytes, row0);
-        const size_t bytes = size_t(min(R, rows - row0)) * row_bytes;
-        const uintptr_t a = reinterpret_cast<uintptr_t>(g), end = a + bytes;
-#if IQRS_MMV_PF == 3
-        if (threadIdx.x == 0) {
-            const uintptr_t a16 = a & ~uintptr_t(15);
-            const uint32_t n = uint32_t((end - a16) & ~uintptr_t(15));
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a16), "r"(n) : "memory");
-        }
-#else
-        for (uintptr_t p = (a & ~uintptr_t(127)) + 128 * threadIdx.x; p < end; p += 32 * 128) {
-#if IQRS_MMV_PF == 1
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-#else
-            asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
-#endif
-        }
-#endif
-    }
-#endif
     float acc[R][NC];
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -319,7 +268,8 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
 #ifdef IQRS_LAB  // scripts/cuda_lab.py: the kernels it times alone (faster to compile)
 #define IQRS_TYPE_KERNELS(name, T)                                                                                           \
     IQRS_DEQUANT_ENTRY(name, T, bf16, __nv_bfloat16)                                                                         \
-    IQRS_MMV_ENTRY(name, T, 1) IQRS_MMV_ENTRY(name, T, 2) IQRS_MMV_ENTRY(name, T, 4) IQRS_MMV_ENTRY(name, T, 8)            \
+    IQRS_MMV_ENTRY(name, T, 1) IQRS_MMV_ENTRY(name, T, 2) IQRS_MMV_ENTRY(name, T, 3) IQRS_MMV_ENTRY(name, T, 4)            \
+    IQRS_MMV_ENTRY(name, T, 5) IQRS_MMV_ENTRY(name, T, 6) IQRS_MMV_ENTRY(name, T, 7) IQRS_MMV_ENTRY(name, T, 8)            \
     IQRS_MMQ_KERNELS(name, T)
 #else
 #define IQRS_TYPE_KERNELS(name, T)                                                                                           \

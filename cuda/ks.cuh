@@ -43,6 +43,7 @@ struct IQ4KS {
     static constexpr int BLOCK_BYTES = 136;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
@@ -60,6 +61,7 @@ struct IQ4KSS {
     static constexpr int BLOCK_BYTES = 128;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
@@ -106,6 +108,7 @@ struct IQ2KS {
     static constexpr int BLOCK_BYTES = 70;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
@@ -129,6 +132,7 @@ struct IQ3KS {
     static constexpr int BLOCK_BYTES = 102;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
@@ -153,6 +157,7 @@ struct IQ2KL {
     static constexpr int BLOCK_BYTES = 86;
     static constexpr int ROWS_PER_GROUP = 1;
     static constexpr bool SPLIT_SCALE = false;
+    static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {

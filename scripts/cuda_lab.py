@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Times variants of the mat-vec kernels (`iqrs_mmv_<type>_<nc>`, nc = 1, 2, 4, 8) and the bf16
+"""Times variants of the mat-vec kernels (`iqrs_mmv_<type>_<nc>`, nc = 1 to 8) and the bf16
 dequantize kernels (`iqrs_dequant_<type>_bf16`) without a Rust build.
 
 A developer's tool for tuning cuda/: the knobs in cuda/kernels.cuh are macros (`IQRS_MMV_*`), so a
@@ -240,7 +240,7 @@ def main() -> int:
     t.add_argument("--rows", type=int, default=28672)
     t.add_argument("--cols", type=int, default=8192)
     t.add_argument("--iters", type=int, default=30)
-    t.add_argument("--nc", default="1", help="comma-separated vector counts (of 1, 2, 4, 8)")
+    t.add_argument("--nc", default="1", help="comma-separated vector counts (1 to 8)")
     t.add_argument("--dequant", action="store_true", help="also time the bf16 dequantize kernels ('dq' rows)")
     t.add_argument("--mmq", action="store_true", help="time the quantized matrix multiply for --nc vectors instead")
     t.add_argument("--hot", action="store_true", help="(--mmq) one copy of W, so that it stays in L2 if it fits")

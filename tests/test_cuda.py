@@ -355,10 +355,15 @@ def test_errors_are_exceptions():
         iqrs._iqrs.cuda_linear(*args[:4], 7, *args[5:], y.data_ptr(), 0, "auto")
     with pytest.raises(ValueError, match="multiple of 256"):
         iqrs._iqrs.cuda_dequantize("iq4_kss", 32, 500, cq.data.data_ptr(), 0, y.data_ptr(), "float32", 0)
-    # The interleaved types' kernels read a row group's words in 16 bytes.
-    r4 = weights("iq4_k_r4", rows=32, cols=512).cuda()
-    with pytest.raises(ValueError, match="16-byte aligned"):
-        iqrs._iqrs.cuda_linear("iq4_k_r4", 28, 512, r4.data.data_ptr() + 4, 0, x.data_ptr(), "float32", 2, y.data_ptr(), 0, "auto")
+    # The interleaved types' kernels read a row group's words in 16 bytes, IQ4_K's and IQ5_K's
+    # their blocks' index bytes; 4-byte alignment is not enough for them (it is for IQ4_KSS).
+    for name in ["iq4_k_r4", "iq4_k", "iq5_k"]:
+        w16 = weights(name, rows=32, cols=512).cuda()
+        with pytest.raises(ValueError, match="16-byte aligned"):
+            iqrs._iqrs.cuda_linear(name, 28, 512, w16.data.data_ptr() + 4, 0, x.data_ptr(), "float32", 2, y.data_ptr(), 0, "auto")
+        with pytest.raises(ValueError, match="16-byte aligned"):
+            iqrs._iqrs.cuda_dequantize(name, 28, 512, w16.data.data_ptr() + 4, 0, y.data_ptr(), "float32", 0)
+    iqrs._iqrs.cuda_linear("iq4_kss", 28, 512, cq.data.data_ptr() + 4, 0, x.data_ptr(), "float32", 2, y.data_ptr(), 0, "auto")
 
 
 @on_gpu

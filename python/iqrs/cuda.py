@@ -271,7 +271,7 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         weight: the :class:`CudaQTensor` ``W`` of shape ``(rows, cols)``.
         bias: optional tensor of ``rows`` values, added in x's dtype.
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
-        method: ``"auto"`` (mat-vec for up to 5-8 vectors by type, the quantized matrix
+        method: ``"auto"`` (mat-vec for up to 4-8 vectors by type, the quantized matrix
             multiply up to 32, else bf16 GEMM: :func:`auto_method`), or force ``"mmv"`` (Q8_1
             activations, dp4a), ``"mmq"`` (int8 activations with one scale per 128 values, W
             decoded to int8 in registers, int8 tensor-core products), ``"fused"``

@@ -38,6 +38,17 @@ pub fn mmv_rows_per_warp(t: QType, ncols: usize) -> usize {
         _ => 4,
     }
 }
+/// The alignment every kernel of type `t` needs of the weights' address: 16 bytes for the
+/// interleaved types (a row group's words are read in 16 bytes) and for IQ4_K and IQ5_K (whose
+/// 144- and 176-byte blocks are read with 16-byte loads, cuda/k.cuh), else 4 (word loads).
+pub fn weight_align(t: QType) -> u64 {
+    if t.info().rows_per_group > 1 || matches!(t, QType::IQ4K | QType::IQ5K) {
+        16
+    } else {
+        4
+    }
+}
+
 /// Threads per block of the dequantize kernels (`DEQUANT_THREADS` in kernels.cuh).
 pub const DEQUANT_THREADS: u32 = 256;
 
@@ -128,6 +139,20 @@ mod tests {
         for name in ["iqrs_quantize_q8_1", "iqrs_quantize_q8_mmq128", "iqrs_convert", "iqrs_sum_partials"] {
             assert!(contains(act, name), "{name} is missing from the activations module");
         }
+    }
+
+    /// IQ4_K and IQ5_K read their blocks with 16-byte loads: asking W to be 16-byte aligned
+    /// makes every block so (whole 16-byte multiples, no row header). (The interleaved types'
+    /// decoders pick 16- or 8-byte loads by their group sizes themselves, cuda/r4.cuh.)
+    #[test]
+    fn sixteen_byte_loads_meet_aligned_blocks() {
+        for t in [QType::IQ4K, QType::IQ5K] {
+            let info = t.info();
+            assert_eq!(weight_align(t), 16, "{t}");
+            assert_eq!((info.block_bytes % 16, info.row_meta_bytes), (0, 0), "{t}");
+        }
+        assert_eq!(weight_align(QType::IQ4KS), 4);
+        assert_eq!(weight_align(QType::IQ3KR4), 16);
     }
 
     #[test]

@@ -69,15 +69,18 @@ impl Method {
 
 /// Most activation vectors [`Method::Auto`] gives the mat-vec kernels (one launch of up to 8);
 /// beyond, the quantized matrix multiply, whose time hardly grows with the vectors up to 8.
-/// Measured on an H200 (`bench_cuda --paths --n 2,4,6,8`, BENCHMARKS.md, 2026-12-04): the
-/// cross-over lies at 6 for the row-scale types, at 8 for the others, and past 8 for the types
-/// with the heaviest decodes.
+/// Measured kernel against kernel on both benchmark shapes (`scripts/cuda_lab.py time --nc 3..8`
+/// with and without `--mmq`; cuda/NOTES.md): on an H100 on 2026-12-05 for the types whose
+/// kernels changed that day (IQ2_K, IQ3_K, IQ4_K, IQ5_K, IQ4_KS, IQ4_KSS, IQ2_KS, IQ3_KS,
+/// IQ2_KL), on an H200 on 2026-12-04 for the others.
 pub fn matvec_max_auto(t: QType) -> usize {
     use QType::*;
     match t {
-        Q8K | IQ5K | IQ6K | IQ5KR4 | IQ5KSR4 => 8,
-        IQ4KS | IQ4KSS | IQ2KS | IQ3KS | IQ5KS | IQ2KL => 5,
-        IQ2K | IQ3K | IQ4K | IQ2KR4 | IQ3KR4 | IQ4KR4 | IQ4KSR4 => 7,
+        Q8K | IQ6K | IQ5KR4 | IQ5KSR4 => 8,
+        IQ2K | IQ2KR4 | IQ3KR4 | IQ4KR4 | IQ4KSR4 => 7,
+        IQ3KS => 6,
+        IQ3K | IQ5K | IQ2KS | IQ5KS | IQ2KL => 5,
+        IQ4K | IQ4KS | IQ4KSS => 4,
     }
 }
 

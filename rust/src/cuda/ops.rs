@@ -89,8 +89,7 @@ impl QMatrix {
         if self.rows > i32::MAX as usize / 2 || self.cols > i32::MAX as usize / 2 {
             return Err(IqError::Invalid(format!("matrix of {}x{} is too large for the GPU kernels", self.rows, self.cols)));
         }
-        // The kernels read words; those of the interleaved types read a group's rows in 16 bytes.
-        check_aligned("weights", self.ptr, if self.qtype.info().rows_per_group > 1 { 16 } else { 4 })?;
+        check_aligned("weights", self.ptr, kernels::weight_align(self.qtype))?;
         let dev = device(self.device)?;
         dev.bind()?;
         dev.check_range("weights", self.ptr, self.rows * self.row_bytes())?;
