@@ -263,16 +263,27 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
 #include "mm.cuh"   // the fused matrix multiply (uses the above)
 #include "mmq.cuh"  // the quantized matrix multiply (uses the above and mm.cuh)
 
-/// Every entry point of a type: `iqrs_dequant_<name>_{f32,f16,bf16}`, `iqrs_mmv_<name>_{1..8}`,
-/// `iqrs_mm_<name>_{64,128}` and `iqrs_mmq_<name>_{1,2,4}`.
+/// Every entry point of a type in its family's module: `iqrs_dequant_<name>_{f32,f16,bf16}`,
+/// `iqrs_mmv_<name>_{1..8}`, `iqrs_mm_<name>_{64,128}` and `iqrs_mmq_<name>_{1,2,4}`, where
+/// `mmq4` says how the 4-tile mmq kernel (17 and more vectors) reads W: `LDG` through `__ldg`
+/// there, or `PLAIN` through plain loads, in mmq_wide.cu instead (which includes every family's
+/// file with `IQRS_MMQ_WIDE_MODULE` set and so gives only those kernels); per type, whichever
+/// measured faster (cuda/NOTES.md). rust/src/cuda/kernels.rs `mmq_module` mirrors the choice.
+#if IQRS_MMQ_WIDE_MODULE
+#define IQRS_MMQ4_LDG(name, T)
+#define IQRS_MMQ4_PLAIN(name, T) IQRS_MMQ_ENTRY(name, T, 4)
+#define IQRS_TYPE_KERNELS(name, T, mmq4) IQRS_MMQ4_##mmq4(name, T)
+#else
+#define IQRS_MMQ4_LDG(name, T) IQRS_MMQ_ENTRY(name, T, 4)
+#define IQRS_MMQ4_PLAIN(name, T)
 #ifdef IQRS_LAB  // scripts/cuda_lab.py: the kernels it times alone (faster to compile)
-#define IQRS_TYPE_KERNELS(name, T)                                                                                           \
+#define IQRS_TYPE_KERNELS(name, T, mmq4)                                                                                     \
     IQRS_DEQUANT_ENTRY(name, T, bf16, __nv_bfloat16)                                                                         \
     IQRS_MMV_ENTRY(name, T, 1) IQRS_MMV_ENTRY(name, T, 2) IQRS_MMV_ENTRY(name, T, 3) IQRS_MMV_ENTRY(name, T, 4)            \
     IQRS_MMV_ENTRY(name, T, 5) IQRS_MMV_ENTRY(name, T, 6) IQRS_MMV_ENTRY(name, T, 7) IQRS_MMV_ENTRY(name, T, 8)            \
-    IQRS_MMQ_KERNELS(name, T)
+    IQRS_MMQ_KERNELS(name, T) IQRS_MMQ4_##mmq4(name, T)
 #else
-#define IQRS_TYPE_KERNELS(name, T)                                                                                           \
+#define IQRS_TYPE_KERNELS(name, T, mmq4)                                                                                     \
     IQRS_DEQUANT_ENTRY(name, T, f32, float)                                                                                  \
     IQRS_DEQUANT_ENTRY(name, T, f16, __half)                                                                                 \
     IQRS_DEQUANT_ENTRY(name, T, bf16, __nv_bfloat16)                                                                         \
@@ -285,5 +296,7 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
     IQRS_MMV_ENTRY(name, T, 7)                                                                                               \
     IQRS_MMV_ENTRY(name, T, 8)                                                                                               \
     IQRS_MM_KERNELS(name, T)                                                                                                 \
-    IQRS_MMQ_KERNELS(name, T)
+    IQRS_MMQ_KERNELS(name, T)                                                                                                \
+    IQRS_MMQ4_##mmq4(name, T)
+#endif
 #endif

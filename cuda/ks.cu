@@ -2,9 +2,9 @@
 #include "kernels.cuh"
 #include "ks.cuh"
 
-IQRS_TYPE_KERNELS(iq4_ks, iqrs::IQ4KS)
-IQRS_TYPE_KERNELS(iq4_kss, iqrs::IQ4KSS)
-IQRS_TYPE_KERNELS(iq5_ks, iqrs::IQ5KS)
-IQRS_TYPE_KERNELS(iq2_ks, iqrs::IQ2KS)
-IQRS_TYPE_KERNELS(iq3_ks, iqrs::IQ3KS)
-IQRS_TYPE_KERNELS(iq2_kl, iqrs::IQ2KL)
+IQRS_TYPE_KERNELS(iq4_ks, iqrs::IQ4KS, PLAIN)
+IQRS_TYPE_KERNELS(iq4_kss, iqrs::IQ4KSS, PLAIN)
+IQRS_TYPE_KERNELS(iq5_ks, iqrs::IQ5KS, PLAIN)
+IQRS_TYPE_KERNELS(iq2_ks, iqrs::IQ2KS, LDG)
+IQRS_TYPE_KERNELS(iq3_ks, iqrs::IQ3KS, PLAIN)
+IQRS_TYPE_KERNELS(iq2_kl, iqrs::IQ2KL, LDG)

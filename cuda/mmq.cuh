@@ -220,8 +220,8 @@ constexpr int mmq_min_blocks(int nt) {
         iqrs::mmq<T, nt>(w, row_bytes, rows, units, yq, yd, n, out, out_dtype);                                              \
     }
 
-/// The quantized matrix multiply of a type: `iqrs_mmq_<name>_{1,2,4}` (8-vector tiles per block).
+/// The quantized matrix multiply of a type: `iqrs_mmq_<name>_{1,2}` (8-vector tiles per block);
+/// the 4-tile one, `iqrs_mmq_<name>_4`, comes from `IQRS_MMQ4_<LDG|PLAIN>` (kernels.cuh).
 #define IQRS_MMQ_KERNELS(name, T) \
     IQRS_MMQ_ENTRY(name, T, 1)    \
-    IQRS_MMQ_ENTRY(name, T, 2)    \
-    IQRS_MMQ_ENTRY(name, T, 4)
+    IQRS_MMQ_ENTRY(name, T, 2)

@@ -2,4 +2,4 @@
 #include "kernels.cuh"
 #include "q8k.cuh"
 
-IQRS_TYPE_KERNELS(q8_k, iqrs::Q8K)
+IQRS_TYPE_KERNELS(q8_k, iqrs::Q8K, LDG)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / ".lab"
-SOURCES = ["k", "ks", "r4", "q8k"]
+SOURCES = ["k", "ks", "r4", "q8k", "mmq_wide"]  # mmq_wide: every type's 4-tile mmq kernel
 # The types whose traits set MMV_ROWS_MANY = 2 (mat-vec rows a warp for 4..8 vectors; kernels.cuh).
 ROWS_MANY_2 = {"iq4_k", "iq4_ks", "iq4_kss"}
 
@@ -172,6 +172,16 @@ def mmq_perm(cols: int):
     return base + 32 * (w >> 1) + 16 * (w & 1) + 4 * t + b
 
 
+def mmq_function(cp, label: str, fam: str, name: str):
+    """An mmq kernel from its family's module or, if not there, from mmq_wide (kernels.cuh)."""
+    for module in (fam, "mmq_wide"):
+        try:
+            return cp.RawModule(path=str(LAB / label / f"{module}.cubin")).get_function(name)
+        except Exception:
+            continue
+    sys.exit(f"{label}: no kernel {name}")
+
+
 def time_mmq(args: argparse.Namespace) -> int:
     """Times `iqrs_mmq_<type>_<nt>` per variant and vector count, checks its output against a
     float64 product of the dequantized W and the (un-permuted) int8 activations."""
@@ -207,11 +217,10 @@ def time_mmq(args: argparse.Namespace) -> int:
             ref = cp.asnumpy(yf[:n] @ wd.T)  # n x 1024
             cells = []
             for v in variants:
-                mod = cp.RawModule(path=str(LAB / v["label"] / f"{family[t]}.cubin"))
+                nt = next((k for k in (1, 2, 4) if 8 * k >= n), 4)  # kernels::mmq_tiles
                 mt = 2  # MMQ_MT in mmq.cuh
                 warps = macro(v["flags"], "IQRS_MMQ_WARPS", 4)
-                nt = next((k for k in (1, 2, 4) if 8 * k >= n), 4)  # kernels::mmq_tiles
-                f = mod.get_function(f"iqrs_mmq_{t}_{nt}")
+                f = mmq_function(cp, v["label"], family[t], f"iqrs_mmq_{t}_{nt}")
                 grid, block = (-(-n // (8 * nt)), -(-rows // (16 * mt))), (32, warps)
                 out = cp.full(n * rows, np.nan, dtype=cp.float32)
                 argv = lambda i: (ws[i % copies], np.uint64(row_bytes), np.int32(rows), np.int32(units), yq, yd, np.int32(n), out, np.int32(0))

@@ -1,6 +1,6 @@
 //! The kernels embedded in the library (one fatbin per `cuda/*.cu` file, compiled by build.rs)
 //! and the name of every entry point. A type's kernels live in its family's file; adding a type
-//! is one `IQRS_TYPE_KERNELS(name, Traits)` line there and one arm in [`module_of`] (an
+//! is one `IQRS_TYPE_KERNELS(name, Traits, LDG)` line there and one arm in [`module_of`] (an
 //! exhaustive match: a registered type without GPU kernels does not compile).
 
 use crate::registry::QType;
@@ -102,6 +102,20 @@ pub fn mmq_tiles(n: usize) -> usize {
     MMQ_TILES.into_iter().find(|&t| 8 * t >= n).unwrap_or(MMQ_TILES[MMQ_TILES.len() - 1])
 }
 
+/// The module holding `iqrs_mmq_<type>_<tiles>`: the type's family's, except the 4-tile kernels
+/// of the types whose `IQRS_TYPE_KERNELS` line says `PLAIN`, which mmq_wide.cu compiles with
+/// plain loads instead of `__ldg` (measured faster for them on an H100, cuda/NOTES.md).
+pub fn mmq_module(t: QType, tiles: usize) -> crate::Result<&'static str> {
+    use QType::*;
+    match (t, tiles) {
+        (IQ2K | IQ4K | IQ5K | IQ4KS | IQ4KSS | IQ5KS | IQ3KS | IQ2KR4 | IQ3KR4 | IQ4KR4 | IQ4KSR4 | IQ5KSR4, 4) => Ok(MMQ_WIDE),
+        _ => module_of(t),
+    }
+}
+
+/// The module of the 4-tile quantized matrix multiply kernels (cuda/mmq_wide.cu).
+pub const MMQ_WIDE: &str = "mmq_wide";
+
 /// `iqrs_mmq_<type>_<tiles>`.
 pub fn mmq_name(t: QType, tiles: usize) -> String {
     format!("iqrs_mmq_{}_{tiles}", t.name())
@@ -121,7 +135,7 @@ mod tests {
     }
 
     /// Every registered type has all its entry points compiled (the names are in the cubins'
-    /// symbol tables) in the module `module_of` names.
+    /// symbol tables) in the module `module_of` (or, for mmq, `mmq_module`) names.
     #[test]
     fn every_type_has_its_kernels() {
         for &t in QType::ALL {
@@ -130,9 +144,12 @@ mod tests {
             let mut names: Vec<String> = ["f32", "f16", "bf16"].iter().map(|s| dequant_name(t, s)).collect();
             names.extend((1..=MMV_MAX_COLS).map(|n| mmv_name(t, n)));
             names.extend(MM_WIDTHS.iter().map(|&w| mm_name(t, w)));
-            names.extend(MMQ_TILES.iter().map(|&n| mmq_name(t, n)));
             for name in names {
                 assert!(contains(bin, &name), "{name} is missing from module {module}");
+            }
+            for tiles in MMQ_TILES {
+                let (module, name) = (mmq_module(t, tiles).unwrap(), mmq_name(t, tiles));
+                assert!(contains(fatbin(module).expect("mmq module"), &name), "{name} is missing from module {module}");
             }
         }
         let act = fatbin(ACTIVATIONS).expect("activations module");

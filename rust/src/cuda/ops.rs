@@ -228,7 +228,7 @@ unsafe fn mmq(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: 
     }
     let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, "iqrs_quantize_q8_mmq128", stream)?;
     let tiles = kernels::mmq_tiles(n);
-    let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mmq_name(w.qtype, tiles))?;
+    let f = dev.function(kernels::mmq_module(w.qtype, tiles)?, &kernels::mmq_name(w.qtype, tiles))?;
     let grid = (n.div_ceil(8 * tiles) as u32, row_tiles as u32, 1);
     let (row_bytes, rows, units_i, n_i, xd) = (w.row_bytes() as u64, w.rows as i32, w.units() as i32, n as i32, x_dtype as i32);
     dev.launch(f, grid, (32, kernels::MMQ_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, yq, yd, n_i, out, xd])
