@@ -8,6 +8,7 @@
 /// 32-value blocks. One thread per value, one warp per block.
 extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n,
                                                                       int8_t* __restrict__ q, float* __restrict__ d) {
+    iqrs::pdl_launch_dependents();  // the mat-vec kernel may be scheduled now (it waits for q, d)
     const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;  // n is a multiple of 32: whole warps return
     const float v = iqrs::load_elem(x, dtype, i);

@@ -170,6 +170,22 @@ __device__ __forceinline__ float unit_value(const Unit& x, int i) {
     return x.d[i / 16] * float(int8_t(x.q[i / 4] >> (8 * (i % 4))));
 }
 
+/// Programmatic dependent launch (sm_90 and newer; no-ops before): a kernel that produces input
+/// for the next one lets it be scheduled at once (`pdl_launch_dependents`); a kernel launched
+/// with the attribute (rust/src/cuda/device.rs `launch_dependent`) may so start before its
+/// predecessor ends, and must call `pdl_wait` before it reads what the predecessor writes
+/// (or writes anything). Without the attribute `pdl_wait` returns at once.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 /// Sum over the 32 lanes of a warp.
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

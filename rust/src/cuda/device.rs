@@ -72,6 +72,8 @@ pub struct Device {
     modules: Mutex<HashMap<&'static str, Module>>,
     functions: Mutex<HashMap<String, Function>>,
     cublas: Mutex<Option<CublasHandle>>,
+    /// Programmatic dependent launch is available (compute capability 9.0 or newer).
+    pdl: bool,
 }
 
 /// The device of an ordinal, made on first use.
@@ -89,7 +91,8 @@ pub fn device(ordinal: usize) -> Result<Arc<Device>> {
         return Ok(d.clone());
     }
     let ctx = CudaContext::new(ordinal).map_err(driver_err("creating the context"))?;
-    let d = Arc::new(Device { ctx, ordinal, modules: Mutex::default(), functions: Mutex::default(), cublas: Mutex::new(None) });
+    let major = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR).map_err(driver_err("cuDeviceGetAttribute"))?;
+    let d = Arc::new(Device { ctx, ordinal, modules: Mutex::default(), functions: Mutex::default(), cublas: Mutex::new(None), pdl: major >= 9 });
     d.keep_scratch_cached()?;
     devices[ordinal] = Some(d.clone());
     Ok(d)
@@ -194,6 +197,35 @@ impl Device {
             return Ok(());
         }
         result::launch_kernel(f.0, grid, block, 0, stream, args).map_err(driver_err("launching a kernel"))
+    }
+
+    /// Launches `f` on `stream` as [`Device::launch`] does, but as a programmatic dependent of
+    /// the kernel queued before it (compute capability 9.0 and newer; elsewhere a plain launch):
+    /// `f` may be scheduled once that kernel has called `pdl_launch_dependents` (cuda/common.cuh),
+    /// and must call `pdl_wait` before it touches memory that kernel writes or reads.
+    ///
+    /// # Safety
+    /// As for [`Device::launch`], and `f` must wait as said.
+    pub(crate) unsafe fn launch_dependent(&self, f: Function, grid: (u32, u32, u32), block: (u32, u32, u32), stream: sys::CUstream, args: &mut [*mut c_void]) -> Result<()> {
+        if !self.pdl || grid.0 == 0 {
+            return self.launch(f, grid, block, stream, args);
+        }
+        let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let config = sys::CUlaunchConfig {
+            gridDimX: grid.0,
+            gridDimY: grid.1,
+            gridDimZ: grid.2,
+            blockDimX: block.0,
+            blockDimY: block.1,
+            blockDimZ: block.2,
+            sharedMemBytes: 0,
+            hStream: stream,
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        sys::cuLaunchKernelEx(&config, f.0, args.as_mut_ptr(), std::ptr::null_mut()).result().map_err(driver_err("launching a kernel"))
     }
 
     /// Checks that `[ptr, ptr + bytes)` lies inside one allocation on this device: turns the

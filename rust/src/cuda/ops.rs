@@ -214,7 +214,9 @@ unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, ou
         let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mmv_name(w.qtype, nc))?;
         let grid = (w.rows.div_ceil(kernels::MMV_WARPS as usize * kernels::mmv_rows_per_warp(w.qtype, nc)) as u32, 1, 1);
         let (q, d, o) = (yq + (c0 * cols) as u64, yd + (c0 * units * 4) as u64, out + (c0 * w.rows * x_dtype.size()) as u64);
-        dev.launch(f, grid, (32, kernels::MMV_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, q, d, o, xd])?;
+        // A programmatic dependent of the quantization (sm_90): scheduled while it runs, the
+        // kernel waits for its output before the loop (kernels.cuh `mmv`).
+        dev.launch_dependent(f, grid, (32, kernels::MMV_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, q, d, o, xd])?;
         c0 += nc;
     }
     Ok(())
