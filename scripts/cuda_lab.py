@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / ".lab"
-SOURCES = ["k", "ks", "r4", "q8k", "mmq_wide"]  # mmq_wide: every type's 4-tile mmq kernel
+SOURCES = ["k", "ks", "r4", "q8k", "mmq_wide"]  # mmq_wide: the 4-tile mmq kernels of the PLAIN types
 # The types whose traits set MMV_ROWS_MANY = 2 (mat-vec rows a warp for 4..8 vectors; kernels.cuh).
 ROWS_MANY_2 = {"iq4_k", "iq4_ks", "iq4_kss"}
 
