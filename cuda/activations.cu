@@ -5,16 +5,17 @@
 
 /// Quantizes `n` values (a multiple of 32; f32, f16 or bf16 by `dtype`) in blocks of 32:
 /// `d = amax / 127`, `q = round_half_even(x · (127 / amax))` — the CPU's Q8_K convention on
-/// 32-value blocks. One thread per value, one warp per block.
+/// 32-value blocks — each block's values stored in `order` (`iqrs::ActOrder`). One thread per
+/// value, one warp per block.
 extern "C" __global__ void __launch_bounds__(256) iqrs_quantize_q8_1(const void* __restrict__ x, int dtype, unsigned long long n,
-                                                                      int8_t* __restrict__ q, float* __restrict__ d) {
+                                                                      int8_t* __restrict__ q, float* __restrict__ d, int order) {
     iqrs::pdl_launch_dependents();  // the mat-vec kernel may be scheduled now (it waits for q, d)
     const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;  // n is a multiple of 32: whole warps return
     const float v = iqrs::load_elem(x, dtype, i);
     const float amax = iqrs::warp_max(fabsf(v));
     const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    q[i] = int8_t(__float2int_rn(v * id));
+    q[(i & ~size_t(31)) + iqrs::act_position(order, int(i & 31))] = int8_t(__float2int_rn(v * id));
     if ((threadIdx.x & 31) == 0) d[i / 32] = amax / 127.0f;
 }
 

@@ -31,6 +31,26 @@ struct Unit {
 /// Element types of activations and outputs (the same codes as `cuda::Dtype` on the Rust side).
 enum Dtype : int { F32 = 0, F16 = 1, BF16 = 2 };
 
+/// Orders of a unit's 32 int8 activations for the mat-vec (Q8_1; the same codes as
+/// `kernels::mmv_activation_order` on the Rust side). A type whose look-ups give its values in
+/// another order than the weights' takes its activations in that order instead of reordering
+/// every word it decodes (two `prmt` a word; cuda/NOTES.md). The order applies within a unit only,
+/// and the integer sum of a unit (or of each half, for `PAIRS_IN_HALVES`) is the same.
+enum ActOrder : int {
+    NATURAL = 0,
+    HALVES_PAIRED = 1,    // value j and j + 16 side by side: the nibble-pair layouts (one scale a unit)
+    PAIRS_IN_HALVES = 2,  // value j and j + 8 of each half side by side: the _R4 4-bit layouts
+    PAIRS_IN_EIGHTS = 3,  // value j and j + 4 of each eight side by side: the 2- and 3-bit grids
+};
+
+/// The byte of a unit's activations that holds value `k` (0..31) in `order`.
+__host__ __device__ constexpr int act_position(int order, int k) {
+    return order == HALVES_PAIRED     ? 2 * (k & 15) + (k >> 4)
+           : order == PAIRS_IN_HALVES ? (k & 16) + 2 * (k & 7) + ((k >> 3) & 1)
+           : order == PAIRS_IN_EIGHTS ? (k & 24) + 2 * (k & 3) + ((k >> 2) & 1)
+                                      : k;
+}
+
 /// Packs four int8 values into a word, first value in the low byte.
 __host__ __device__ constexpr uint32_t pack4(int a, int b, int c, int d) {
     return uint32_t(uint8_t(a)) | uint32_t(uint8_t(b)) << 8 | uint32_t(uint8_t(c)) << 16 | uint32_t(uint8_t(d)) << 24;
@@ -114,23 +134,36 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
 }
 
 /// Looks up the eight 4-bit indices held in the nibbles of `q` in a 16-entry int8 table (`t[i/4]`
-/// byte `i%4` is entry `i`). `lo` gets the values of the low nibbles of q's bytes 0..3, `hi` those
-/// of the high nibbles (byte n of each for byte n of q).
-__device__ __forceinline__ void lookup16(uint32_t q, const uint32_t (&t)[4], int& lo, int& hi) {
+/// byte `i%4` is entry `i`), in nibble order: `v0` gets the values of nibbles 0..3 (byte n for
+/// nibble n), `v1` those of nibbles 4..7 — low and high nibbles of q's bytes alternating.
+__device__ __forceinline__ void lookup16_pairs(uint32_t q, const uint32_t (&t)[4], int& v0, int& v1) {
     const uint32_t qm = q & 0x77777777u;
     // Byte n of the blend takes the upper half of the table when bit 3 of nibble n is set.
     const uint32_t blend = 0x32103210u | ((q >> 1) & 0x44444444u);
-    const uint32_t v0 = prmt(prmt(t[0], t[1], qm), prmt(t[2], t[3], qm), blend);                   // nibbles 0..3
-    const uint32_t v1 = prmt(prmt(t[0], t[1], qm >> 16), prmt(t[2], t[3], qm >> 16), blend >> 16); // nibbles 4..7
+    v0 = int(prmt(prmt(t[0], t[1], qm), prmt(t[2], t[3], qm), blend));
+    v1 = int(prmt(prmt(t[0], t[1], qm >> 16), prmt(t[2], t[3], qm >> 16), blend >> 16));
+}
+
+/// As [`lookup16_pairs`], in byte order: `lo` gets the values of the low nibbles of q's bytes
+/// 0..3, `hi` those of the high nibbles (byte n of each for byte n of q).
+__device__ __forceinline__ void lookup16(uint32_t q, const uint32_t (&t)[4], int& lo, int& hi) {
+    int v0, v1;
+    lookup16_pairs(q, t, v0, v1);
     lo = int(prmt(v0, v1, 0x6420));
     hi = int(prmt(v0, v1, 0x7531));
 }
 
 /// Looks up the eight 3-bit indices held in the nibbles of `q` (bit 3 clear) in an 8-entry int8
-/// table, as [`lookup16`] does.
+/// table, in nibble order as [`lookup16_pairs`] does.
+__device__ __forceinline__ void lookup8_pairs(uint32_t q, const uint32_t (&t)[2], int& v0, int& v1) {
+    v0 = int(prmt(t[0], t[1], q));        // nibbles 0..3
+    v1 = int(prmt(t[0], t[1], q >> 16));  // nibbles 4..7
+}
+
+/// As [`lookup8_pairs`], in byte order as [`lookup16`] does.
 __device__ __forceinline__ void lookup8(uint32_t q, const uint32_t (&t)[2], int& lo, int& hi) {
-    const uint32_t v0 = prmt(t[0], t[1], q);        // nibbles 0..3
-    const uint32_t v1 = prmt(t[0], t[1], q >> 16);  // nibbles 4..7
+    int v0, v1;
+    lookup8_pairs(q, t, v0, v1);
     lo = int(prmt(v0, v1, 0x6420));
     hi = int(prmt(v0, v1, 0x7531));
 }

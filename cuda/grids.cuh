@@ -88,26 +88,45 @@ __device__ __forceinline__ void lookup32(uint32_t c, uint32_t hlo, uint32_t hhi,
     hi = blend_bytes(ahi, bhi, hhi);
 }
 
-/// Values of 2-bit indices (iq2nl; IQ2_K, IQ2_KS): `sh0`/`sh1` select the shifted half for
-/// weights 0..15 / 16..31.
+/// Values of 2-bit indices (iq2nl; IQ2_K, IQ2_KS, IQ2_K_R4): `sh0`/`sh1` select the shifted half
+/// for weights 0..15 / 16..31 (index bit 2). `ORDER`: NATURAL, or PAIRS_IN_EIGHTS (the
+/// mat-vec's), where two index words of one half are looked up at a time and left as they come.
+template <int ORDER = NATURAL>
 __device__ __forceinline__ void iq2nl_values(const uint32_t (&idx)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
+    static_assert(ORDER == NATURAL || ORDER == PAIRS_IN_EIGHTS);
     uint32_t t[2];
     iq2nl_table(t);
-    const uint32_t shift = sh0 * 0x04040404u | sh1 * 0x40404040u;
+    if constexpr (ORDER == PAIRS_IN_EIGHTS) {
+        const uint32_t s0 = sh0 * 0x44444444u, s1 = sh1 * 0x44444444u;
 #pragma unroll
-    for (int k = 0; k < 4; ++k) lookup8(idx[k] | idx[k + 4] << 4 | shift, t, x.q[k], x.q[k + 4]);
+        for (int k = 0; k < 4; k += 2) {
+            lookup8_pairs(idx[k] | idx[k + 1] << 4 | s0, t, x.q[k], x.q[k + 1]);
+            lookup8_pairs(idx[k + 4] | idx[k + 5] << 4 | s1, t, x.q[k + 4], x.q[k + 5]);
+        }
+    } else {
+        const uint32_t shift = sh0 * 0x04040404u | sh1 * 0x40404040u;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) lookup8(idx[k] | idx[k + 4] << 4 | shift, t, x.q[k], x.q[k + 4]);
+    }
 }
 
-/// Values of 3-bit indices (iq3nl; IQ3_K, IQ3_KS), as [`iq2nl_values`]: two index words of one
-/// half at a time, looked up in that half's 8 entries (plain or shifted).
+/// Values of 3-bit indices (iq3nl; IQ3_K, IQ3_KS, IQ3_K_R4), as [`iq2nl_values`]: two index
+/// words of one half at a time, looked up in that half's 8 entries (plain or shifted).
+template <int ORDER = NATURAL>
 __device__ __forceinline__ void iq3nl_values(const uint32_t (&idx)[8], uint32_t sh0, uint32_t sh1, Unit& x) {
+    static_assert(ORDER == NATURAL || ORDER == PAIRS_IN_EIGHTS);
     uint32_t t[4];
     iq3nl_table(t);
     const uint32_t t0[2] = {sh0 ? t[2] : t[0], sh0 ? t[3] : t[1]}, t1[2] = {sh1 ? t[2] : t[0], sh1 ? t[3] : t[1]};
 #pragma unroll
     for (int k = 0; k < 4; k += 2) {
-        lookup8(idx[k] | idx[k + 1] << 4, t0, x.q[k], x.q[k + 1]);
-        lookup8(idx[k + 4] | idx[k + 5] << 4, t1, x.q[k + 4], x.q[k + 5]);
+        if constexpr (ORDER == PAIRS_IN_EIGHTS) {
+            lookup8_pairs(idx[k] | idx[k + 1] << 4, t0, x.q[k], x.q[k + 1]);
+            lookup8_pairs(idx[k + 4] | idx[k + 5] << 4, t1, x.q[k + 4], x.q[k + 5]);
+        } else {
+            lookup8(idx[k] | idx[k + 1] << 4, t0, x.q[k], x.q[k + 1]);
+            lookup8(idx[k + 4] | idx[k + 5] << 4, t1, x.q[k + 4], x.q[k + 5]);
+        }
     }
 }
 

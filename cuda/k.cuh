@@ -44,14 +44,16 @@ struct IQ2K {
     static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMQ_UNITS = 8;      // units a quantized-matmul step takes (mmq.cuh)
     static constexpr int MMQ_BLOCKS_16 = 3;  // blocks an SM of its 16-vector kernel (mmq.cuh)
+    static constexpr int MMV_ORDER = PAIRS_IN_EIGHTS;  // mat-vec activations (kernels.cuh)
 
+    template <int ORDER = NATURAL>
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
         uint32_t idx[8];
 #pragma unroll
         for (int j = 0; j < 8; ++j) idx[j] = (ld_u32(k.b + 12 + 32 * (k.ib >> 2) + 4 * j) >> (2 * (k.ib & 3))) & 0x03030303u;
         Unit x;
-        iq2nl_values(idx, k.sh0, k.sh1, x);
+        iq2nl_values<ORDER>(idx, k.sh0, k.sh1, x);
         set_scales(x, k.d, k.nibble(4, 0) - 8, k.nibble(4, 1) - 8);
         return x;
     }
@@ -69,7 +71,9 @@ struct IQ3K {
     static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMQ_UNITS = 8;  // units a quantized-matmul step takes (mmq.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
+    static constexpr int MMV_ORDER = PAIRS_IN_EIGHTS;  // mat-vec activations (kernels.cuh)
 
+    template <int ORDER = NATURAL>
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const KBlock k(row, u, BLOCK_BYTES);
         uint32_t idx[8], h[8];
@@ -78,7 +82,7 @@ struct IQ3K {
 #pragma unroll
         for (int j = 0; j < 8; ++j) idx[j] = ((idx[j] >> (2 * (k.ib & 3))) & 0x03030303u) | ((h[j] >> k.ib) & 0x01010101u) << 2;
         Unit x;
-        iq3nl_values(idx, k.sh0, k.sh1, x);
+        iq3nl_values<ORDER>(idx, k.sh0, k.sh1, x);
         const uint32_t signs = ld_u16(k.b + 4) >> (2 * k.ib);
         set_scales(x, k.d, iq3k_level(k.nibble(6, 0), signs & 1), iq3k_level(k.nibble(6, 1), signs & 2));
         return x;

@@ -116,6 +116,11 @@ __device__ __forceinline__ void prefetch_l2_bulk(const uint8_t* p, size_t bytes)
 #endif
 }
 
+/// The order (`ActOrder`) of the activations the mat-vec of type `T` takes: `T::MMV_ORDER` where
+/// the type sets it, else NATURAL. A one-row type that sets it decodes for the mat-vec with
+/// `T::unit<MMV_ORDER>`, values in that order; an interleaved type's `group_units` gives them so.
+IQRS_TYPE_KNOB(MmvOrder, MMV_ORDER, NATURAL)
+
 template <class T>
 __device__ __forceinline__ const uint8_t* group_of(const uint8_t* w, size_t row_bytes, int row) {
     return w + size_t(row / T::ROWS_PER_GROUP) * T::ROWS_PER_GROUP * row_bytes;
@@ -205,6 +210,7 @@ template <class T, int NC>
 __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int units, const int8_t* __restrict__ yq,
                                     const float* __restrict__ yd, void* __restrict__ out, int out_dtype) {
     constexpr int R = mmv_rows<T>(NC);
+    static_assert(MmvOrder<T>::value != HALVES_PAIRED || !T::SPLIT_SCALE, "pairs across the halves mix their scales");
     const int row0 = (blockIdx.x * MMV_WARPS + threadIdx.y) * R;
     if (row0 >= rows) return;
     // Launched as a dependent of the activations' quantization (ops.rs): until that is done
@@ -251,6 +257,8 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
             Unit x;
             if constexpr (T::ROWS_PER_GROUP > 1) {
                 x = xg[r];
+            } else if constexpr (MmvOrder<T>::value != NATURAL) {
+                x = T::template unit<MmvOrder<T>::value>(group_of<T>(w, row_bytes, row), 0, u);
             } else {
                 x = T::unit(group_of<T>(w, row_bytes, row), 0, u);
             }

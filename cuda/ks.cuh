@@ -28,13 +28,22 @@
 namespace iqrs {
 
 /// Decodes an IQ4_KS sub-block from the row scale, its scale byte and its 16 index bytes (as
-/// four words: word k = bytes 4k..4k+3, i.e. weights 4k..4k+3 and 4k+16..4k+19).
+/// four words: word k = bytes 4k..4k+3, i.e. weights 4k..4k+3 and 4k+16..4k+19), the values in
+/// `ORDER`: NATURAL, or HALVES_PAIRED as the look-ups give them (the mat-vec's).
+template <int ORDER = NATURAL>
 __device__ __forceinline__ Unit iq4ks_unit(float row_scale, uint32_t sbyte, const uint32_t (&qs)[4]) {
+    static_assert(ORDER == NATURAL || ORDER == HALVES_PAIRED);
     uint32_t t[4];
     iq4k_table(sbyte & 1, t);
     Unit x;
 #pragma unroll
-    for (int k = 0; k < 4; ++k) lookup16(qs[k], t, x.q[k], x.q[k + 4]);
+    for (int k = 0; k < 4; ++k) {
+        if constexpr (ORDER == HALVES_PAIRED) {
+            lookup16_pairs(qs[k], t, x.q[2 * k], x.q[2 * k + 1]);
+        } else {
+            lookup16(qs[k], t, x.q[k], x.q[k + 4]);
+        }
+    }
     set_scale(x, row_scale, int(sbyte & 0xFE) - 127);
     return x;
 }
@@ -47,13 +56,16 @@ struct IQ4KS {
     static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
+    static constexpr int MMV_ORDER = HALVES_PAIRED;  // mat-vec activations (kernels.cuh)
+
+    template <int ORDER = NATURAL>
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES;
         const int ib = u & 7;
         uint32_t qs[4];
 #pragma unroll
         for (int k = 0; k < 4; ++k) qs[k] = ld_u32(b + 8 + 16 * ib + 4 * k);
-        return iq4ks_unit(ld_f32(row), ld_u8(b + ib), qs);
+        return iq4ks_unit<ORDER>(ld_f32(row), ld_u8(b + ib), qs);
     }
 };
 
@@ -65,6 +77,9 @@ struct IQ4KSS {
     static constexpr int MMV_ROWS_MANY = 2;  // mat-vec rows a warp for 4..8 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
 
+    static constexpr int MMV_ORDER = HALVES_PAIRED;  // mat-vec activations (kernels.cuh)
+
+    template <int ORDER = NATURAL>
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 4 + (u >> 3) * BLOCK_BYTES + 16 * (u & 7);
         uint32_t qs[4];
@@ -76,7 +91,7 @@ struct IQ4KSS {
             const uint32_t a = w & 0xFFFEFFFEu;
             qs[k] = a ^ (a >> 1);  // bit 16 of a is clear, so the halves do not mix
         }
-        return iq4ks_unit(ld_f32(row), (bits | bits >> 15) & 0xFF, qs);
+        return iq4ks_unit<ORDER>(ld_f32(row), (bits | bits >> 15) & 0xFF, qs);
     }
 };
 
@@ -110,7 +125,9 @@ struct IQ2KS {
     static constexpr bool SPLIT_SCALE = false;
     static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
+    static constexpr int MMV_ORDER = PAIRS_IN_EIGHTS;  // mat-vec activations (kernels.cuh)
 
+    template <int ORDER = NATURAL>
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
         const int ib = u & 7;
@@ -121,7 +138,7 @@ struct IQ2KS {
         const uint32_t extra = ld_u16(b);
         const uint32_t sh = (extra >> ib) & 1;
         Unit x;
-        iq2nl_values(idx, sh, sh, x);
+        iq2nl_values<ORDER>(idx, sh, sh, x);
         const int l = int(((ld_u8(b + 2 + (ib >> 1)) >> (4 * (ib & 1))) & 15) | ((extra >> (8 + ib)) & 1) << 4) - 16;
         set_scale(x, ld_f16(row), l);
         return x;
@@ -134,7 +151,9 @@ struct IQ3KS {
     static constexpr bool SPLIT_SCALE = false;
     static constexpr int MMV_PREFETCH_FROM = 4;  // mat-vec: L2 prefetch of the rows from 4 vectors (kernels.cuh)
     static constexpr int MMV_BLOCKS_1 = 8;   // one-vector mat-vec: 64 registers (kernels.cuh)
+    static constexpr int MMV_ORDER = PAIRS_IN_EIGHTS;  // mat-vec activations (kernels.cuh)
 
+    template <int ORDER = NATURAL>
     static __device__ __forceinline__ Unit unit(const uint8_t* __restrict__ row, int, int u) {
         const uint8_t* b = row + 2 + (u >> 3) * BLOCK_BYTES;
         const int ib = u & 7;
@@ -146,7 +165,7 @@ struct IQ3KS {
         const uint32_t extra = ld_u16(b);
         const uint32_t sh = (extra >> (8 + ib)) & 1;
         Unit x;
-        iq3nl_values(idx, sh, sh, x);
+        iq3nl_values<ORDER>(idx, sh, sh, x);
         const int l = int(((ld_u8(b + 2 + (ib & 3)) >> (4 * (ib >> 2))) & 15) | ((extra >> ib) & 1) << 4) - 16;
         set_scale(x, ld_f16(row), l);
         return x;

@@ -35,12 +35,22 @@ namespace iqrs {
 /// Looks up the words W_0..W_3 of the 4-bit layout of one row and sub-block as they are (W0:
 /// weights 0..3 | 8..11 in low | high nibbles, W1: 16..19 | 24..27, W2: 4..7 | 12..15, W3:
 /// 20..23 | 28..31): W0 and W2 hold the unit's first half, W1 and W3 its second, so each half
-/// can be looked up in its own table (`t0`, `t1`, plain or shifted).
+/// can be looked up in its own table (`t0`, `t1`, plain or shifted). The values in `ORDER`:
+/// NATURAL, or PAIRS_IN_HALVES as the look-ups give them (the mat-vec's).
+template <int ORDER = NATURAL>
 __device__ __forceinline__ void r4_lookup16(const uint32_t (&w)[4], const uint32_t (&t0)[4], const uint32_t (&t1)[4], Unit& x) {
-    lookup16(w[0], t0, x.q[0], x.q[2]);
-    lookup16(w[2], t0, x.q[1], x.q[3]);
-    lookup16(w[1], t1, x.q[4], x.q[6]);
-    lookup16(w[3], t1, x.q[5], x.q[7]);
+    static_assert(ORDER == NATURAL || ORDER == PAIRS_IN_HALVES);
+    if constexpr (ORDER == PAIRS_IN_HALVES) {
+        lookup16_pairs(w[0], t0, x.q[0], x.q[1]);
+        lookup16_pairs(w[2], t0, x.q[2], x.q[3]);
+        lookup16_pairs(w[1], t1, x.q[4], x.q[5]);
+        lookup16_pairs(w[3], t1, x.q[6], x.q[7]);
+    } else {
+        lookup16(w[0], t0, x.q[0], x.q[2]);
+        lookup16(w[2], t0, x.q[1], x.q[3]);
+        lookup16(w[1], t1, x.q[4], x.q[6]);
+        lookup16(w[3], t1, x.q[5], x.q[7]);
+    }
 }
 
 /// As [`r4_lookup16`] for 5-bit indices, bit 4 of each weight from the row's qh word `hw`: bit 4
@@ -131,13 +141,15 @@ __device__ __forceinline__ const uint8_t* r4_block(const uint8_t* group, int u, 
 struct IQ2KR4 {
     static constexpr int ROWS_PER_GROUP = 4;
     static constexpr bool SPLIT_SCALE = true;
+    static constexpr int MMV_ORDER = PAIRS_IN_EIGHTS;  // mat-vec activations (kernels.cuh): group_units
     using Scales = R4Scales<R4High::None>;
 
+    template <int ORDER = NATURAL>
     static __device__ __forceinline__ Unit decode(const Scales& s, int r, uint32_t lo, uint32_t hi) {
         uint32_t idx[8];
         r4_crumbs(lo, hi, idx);
         Unit x;
-        iq2nl_values(idx, s.shift(r, 0), s.shift(r, 1), x);
+        iq2nl_values<ORDER>(idx, s.shift(r, 0), s.shift(r, 1), x);
         s.scales(r, x);
         return x;
     }
@@ -154,23 +166,25 @@ struct IQ2KR4 {
         const Scales s(b, u & 7, 16);
         const uint4 lo = rows_words<true>(qs), hi = rows_words<true>(qs + 16);
 #pragma unroll
-        for (int r = 0; r < 4; ++r) x[r] = decode(s, r, word_of(lo, r), word_of(hi, r));
+        for (int r = 0; r < 4; ++r) x[r] = decode<MMV_ORDER>(s, r, word_of(lo, r), word_of(hi, r));
     }
 };
 
 struct IQ3KR4 {
     static constexpr int ROWS_PER_GROUP = 4;
     static constexpr bool SPLIT_SCALE = true;
+    static constexpr int MMV_ORDER = PAIRS_IN_EIGHTS;  // mat-vec activations (kernels.cuh): group_units
     using Scales = R4Scales<R4High::Sign>;
 
     /// `h`: the row's qh word (bit k of byte i: index bit 2 of weight i + 4k).
+    template <int ORDER = NATURAL>
     static __device__ __forceinline__ Unit decode(const Scales& s, int r, uint32_t lo, uint32_t hi, uint32_t h) {
         uint32_t idx[8];
         r4_crumbs(lo, hi, idx);
 #pragma unroll
         for (int j = 0; j < 8; ++j) idx[j] |= ((h >> j) & 0x01010101u) << 2;
         Unit x;
-        iq3nl_values(idx, s.shift(r, 0), s.shift(r, 1), x);
+        iq3nl_values<ORDER>(idx, s.shift(r, 0), s.shift(r, 1), x);
         s.scales(r, x);
         return x;
     }
@@ -189,7 +203,7 @@ struct IQ3KR4 {
         const Scales s(b, ib, 24);
         const uint4 lo = rows_words<false>(qs), hi = rows_words<false>(qs + 16), h = rows_words<false>(b + 312 + 16 * ib);
 #pragma unroll
-        for (int r = 0; r < 4; ++r) x[r] = decode(s, r, word_of(lo, r), word_of(hi, r), word_of(h, r));
+        for (int r = 0; r < 4; ++r) x[r] = decode<MMV_ORDER>(s, r, word_of(lo, r), word_of(hi, r), word_of(h, r));
     }
 };
 
@@ -198,13 +212,14 @@ template <int BASE_BYTES, int QH>
 struct IQ45KR4 {
     static constexpr int ROWS_PER_GROUP = 4;
     static constexpr bool SPLIT_SCALE = true;
+    static constexpr int MMV_ORDER = QH == 0 ? PAIRS_IN_HALVES : NATURAL;  // mat-vec activations (kernels.cuh)
     using Scales = R4Scales<R4High::Two>;
 
     /// `w`: the row's words W_0..W_3; `hw`: its qh word (IQ5: bit k of byte i is index bit 4 of
-    /// weight i + (0, 8, 16, 24, 4, 12, 20, 28)[k]). `SELECT`: each half looked up in its own
-    /// (plain or shifted) table — in the mat-vec loop the tables are constants held in registers,
-    /// so that is a select a word; else (one decode a thread: dequantize, fused) the plain table
-    /// and the shift added to the values.
+    /// weight i + (0, 8, 16, 24, 4, 12, 20, 28)[k]). `SELECT` (the mat-vec's decode, values in
+    /// MMV_ORDER): each half looked up in its own (plain or shifted) table — in the mat-vec loop
+    /// the tables are constants held in registers, so that is a select a word; else (one decode a
+    /// thread: dequantize, fused) the plain table and the shift added to the values.
     template <bool SELECT>
     static __device__ __forceinline__ Unit decode(const Scales& s, int r, const uint32_t (&w)[4], uint32_t hw) {
         Unit x;
@@ -213,7 +228,7 @@ struct IQ45KR4 {
             uint32_t t0[4], t1[4];
             iq4k_table(SELECT && sh0, t0);
             iq4k_table(SELECT && sh1, t1);
-            r4_lookup16(w, t0, t1, x);
+            r4_lookup16<SELECT ? MMV_ORDER : NATURAL>(w, t0, t1, x);
             if constexpr (!SELECT) {
                 // +4 as a plain add: no plain iq4k value, as a byte, is above 0xF6 (no carries)
 #pragma unroll

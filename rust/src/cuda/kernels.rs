@@ -38,6 +38,21 @@ pub fn mmv_rows_per_warp(t: QType, ncols: usize) -> usize {
         _ => 4,
     }
 }
+
+/// The order of each 32-value unit of the Q8_1 activations the mat-vec of type `t` takes
+/// (`ActOrder` in cuda/common.cuh, the types' `MMV_ORDER`), the order its look-ups give its
+/// values in: 1 (values j and j + 16 side by side) for IQ4_KS and IQ4_KSS, 2 (j and j + 8 of
+/// each half) for IQ4_K_R4, 3 (j and j + 4 of each eight) for the 2- and 3-bit grids but IQ2_KL;
+/// else 0, the values' own order.
+pub fn mmv_activation_order(t: QType) -> i32 {
+    match t {
+        QType::IQ4KS | QType::IQ4KSS => 1,
+        QType::IQ4KR4 => 2,
+        QType::IQ2K | QType::IQ3K | QType::IQ2KS | QType::IQ3KS | QType::IQ2KR4 | QType::IQ3KR4 => 3,
+        _ => 0,
+    }
+}
+
 /// The alignment every kernel of type `t` needs of the weights' address: 16 bytes for the
 /// interleaved types (a row group's words are read in 16 bytes) and for IQ4_K and IQ5_K (whose
 /// 144- and 176-byte blocks are read with 16-byte loads, cuda/k.cuh), else 4 (word loads).

@@ -189,24 +189,39 @@ unsafe fn activations_as(dev: &Device, x: u64, from: Dtype, to: Dtype, count: us
     Ok((s.ptr(), Some(s)))
 }
 
-/// `n` activation vectors quantized to int8 by `kernel` (`iqrs_quantize_q8_1`: Q8_1, one scale
-/// per 32 values; or `iqrs_quantize_q8_mmq128`: the quantized matrix multiply's layout, one
-/// scale per 128) into scratch memory, returned with the addresses of the `n·cols` int8 values
-/// and the f32 scales that follow them (16-byte aligned: cols % 256 == 0).
-unsafe fn quantize_activations(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, kernel: &str, stream: CUstream) -> Result<(Scratch, u64, u64)> {
+/// How the activations are quantized to int8: Q8_1 for the mat-vec (one scale per 32 values,
+/// each unit's values in an order, `kernels::mmv_activation_order`), or the quantized matrix
+/// multiply's layout (one scale per 128).
+enum Int8Layout {
+    Q8_1 { order: i32 },
+    Mmq128,
+}
+
+/// `n` activation vectors quantized to int8 in `layout` into scratch memory, returned with the
+/// addresses of the `n·cols` int8 values and the f32 scales that follow them (16-byte aligned:
+/// cols % 256 == 0).
+unsafe fn quantize_activations(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, layout: Int8Layout, stream: CUstream) -> Result<(Scratch, u64, u64)> {
     let (cols, units) = (w.cols, w.units());
     debug_assert_eq!(cols % QK_K, 0);
     let scratch = dev.scratch(n * cols + n * units * 4, stream)?;  // (the most scales: one per 32)
     let (yq, yd) = (scratch.ptr(), scratch.ptr() + (n * cols) as u64);
-    let quantize = dev.function(kernels::ACTIVATIONS, kernel)?;
-    let (xd, total) = (x_dtype as i32, (n * cols) as u64);
-    dev.launch(quantize, grid_1d(n * cols, 256)?, (256, 1, 1), stream, &mut args![x, xd, total, yq, yd])?;
+    let (xd, total, grid) = (x_dtype as i32, (n * cols) as u64, grid_1d(n * cols, 256)?);
+    match layout {
+        Int8Layout::Q8_1 { order } => {
+            let f = dev.function(kernels::ACTIVATIONS, "iqrs_quantize_q8_1")?;
+            dev.launch(f, grid, (256, 1, 1), stream, &mut args![x, xd, total, yq, yd, order])?
+        }
+        Int8Layout::Mmq128 => {
+            let f = dev.function(kernels::ACTIVATIONS, "iqrs_quantize_q8_mmq128")?;
+            dev.launch(f, grid, (256, 1, 1), stream, &mut args![x, xd, total, yq, yd])?
+        }
+    }
     Ok((scratch, yq, yd))
 }
 
 unsafe fn matvec(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
     let (cols, units) = (w.cols, w.units());
-    let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, "iqrs_quantize_q8_1", stream)?;
+    let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, Int8Layout::Q8_1 { order: kernels::mmv_activation_order(w.qtype) }, stream)?;
     let (row_bytes, rows, units_i, xd) = (w.row_bytes() as u64, w.rows as i32, units as i32, x_dtype as i32);
     let mut c0 = 0;
     while c0 < n {
@@ -228,7 +243,7 @@ unsafe fn mmq(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: 
     if row_tiles > 65535 {
         return Err(IqError::Invalid(format!("{} rows exceed the quantized matrix multiply's grid", w.rows)));
     }
-    let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, "iqrs_quantize_q8_mmq128", stream)?;
+    let (_scratch, yq, yd) = quantize_activations(dev, w, x, x_dtype, n, Int8Layout::Mmq128, stream)?;
     let tiles = kernels::mmq_tiles(n);
     let f = dev.function(kernels::mmq_module(w.qtype, tiles)?, &kernels::mmq_name(w.qtype, tiles))?;
     let grid = (n.div_ceil(8 * tiles) as u32, row_tiles as u32, 1);
