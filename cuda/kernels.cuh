@@ -306,7 +306,11 @@ __device__ __forceinline__ void mmv(const uint8_t* __restrict__ w, size_t row_by
 /// there, or `PLAIN` through plain loads, in mmq_wide.cu instead (which includes every family's
 /// file with `IQRS_MMQ_WIDE_MODULE` set and so gives only those kernels); per type, whichever
 /// measured faster (cuda/NOTES.md). rust/src/cuda/kernels.rs `mmq_module` mirrors the choice.
-#if IQRS_MMQ_WIDE_MODULE
+/// mmw_sm90a.cu, built for sm_90a alone, sets `IQRS_MMW_MODULE` and gets `iqrs_mmw_<name>_*`.
+#if IQRS_MMW_MODULE  // mmw_sm90a.cu: only the warpgroup matrix multiply (sm_90a)
+#include "mmw.cuh"
+#define IQRS_TYPE_KERNELS(name, T, mmq4) IQRS_MMW_KERNELS(name, T)
+#elif IQRS_MMQ_WIDE_MODULE
 #define IQRS_MMQ4_LDG(name, T)
 #define IQRS_MMQ4_PLAIN(name, T) IQRS_MMQ_ENTRY(name, T, 4)
 #define IQRS_TYPE_KERNELS(name, T, mmq4) IQRS_MMQ4_##mmq4(name, T)

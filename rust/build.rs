@@ -1,7 +1,8 @@
 //! Build script. Does nothing unless the `cuda` feature is on; then it compiles every
 //! `cuda/*.cu` file with nvcc into one fatbin (cubins for sm_80, sm_86, sm_89 and sm_90, plus
-//! compute_90 PTX that newer GPUs compile at load time) and writes `$OUT_DIR/kernels.rs`, which
-//! embeds them with `include_bytes!` (see `src/cuda/kernels.rs`).
+//! compute_90 PTX that newer GPUs compile at load time; `*_sm90a.cu` files, which use Hopper's
+//! wgmma, into an sm_90a cubin alone) and writes `$OUT_DIR/kernels.rs`, which embeds them with
+//! `include_bytes!` (see `src/cuda/kernels.rs`).
 //!
 //! nvcc is looked up in this order: `$NVCC`; `nvcc` on `PATH`; `$CUDA_HOME/bin`, `$CUDA_PATH/bin`;
 //! the PyPI packages (`nvidia-cuda-nvcc`, laid out as `site-packages/nvidia/cu13/bin/nvcc`) in the
@@ -54,11 +55,15 @@ fn main() {
     }
     let archs = archs();
     let flags = nvcc_flags(&archs, &cuda_dir);
+    // `*_sm90a.cu` (wgmma): a cubin for sm_90a alone, which runs on compute capability 9.0 only;
+    // left out when sm_90 is not among the architectures.
+    let flags_sm90a: Vec<String> = flags.iter().filter(|f| !f.starts_with("-gencode")).cloned().chain(["-gencode=arch=compute_90a,code=sm_90a".to_string()]).collect();
 
     let mut sources: Vec<PathBuf> = fs::read_dir(&cuda_dir)
         .unwrap_or_else(|e| panic!("iqrs: cannot read {}: {e}", cuda_dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "cu"))
+        .filter(|p| archs.contains(&90) || !is_sm90a(p))
         .collect();
     sources.sort();
     let headers: Vec<PathBuf> = {
@@ -75,8 +80,9 @@ fn main() {
     let mut jobs = Vec::new();
     for src in &sources {
         let stem = src.file_stem().unwrap().to_str().unwrap().to_string();
+        let flags = if is_sm90a(src) { &flags_sm90a } else { &flags };
         let mut h = DefaultHasher::new();
-        (version, &flags, fs::read(src).unwrap()).hash(&mut h);
+        (version, flags, fs::read(src).unwrap()).hash(&mut h);
         for hdr in &headers {
             fs::read(hdr).unwrap().hash(&mut h);
         }
@@ -87,7 +93,7 @@ fn main() {
         }
         let tmp = cache.join(format!("{stem}.{}.tmp", std::process::id()));
         let child = Command::new(&nvcc)
-            .args(&flags)
+            .args(flags)
             .arg("-o")
             .arg(&tmp)
             .arg(src)
@@ -120,6 +126,11 @@ fn main() {
     }
     rs += "];\n";
     fs::write(out_dir.join("kernels.rs"), rs).unwrap();
+}
+
+/// A source of sm_90a-only kernels (`<name>_sm90a.cu`).
+fn is_sm90a(src: &Path) -> bool {
+    src.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.ends_with("_sm90a"))
 }
 
 /// The real architectures to build cubins for.

@@ -260,13 +260,14 @@ def test_matmul_within_bf16_error(name, dtype, method, n):
 @on_gpu
 @pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 17, 64, 65, 200])
+@pytest.mark.parametrize("n", [1, 17, 64, 65, 200, 300])
 def test_fused_is_a_bf16_product(name, dtype, n):
     # The fused kernel decodes W into shared memory as the bf16 dequantize kernel does and
     # multiplies bf16 x with f32 accumulation: against that exact product, the only error is f32
     # summation order and the output's rounding. Rows (99/100 or 300) and n are not multiples
-    # of the kernel's 128 x 64/128 tiles; one 256-weight block per row (n = 17) is the only
-    # case without a split of the columns over several blocks.
+    # of the kernels' tiles (128 x 64/128 for mm.cuh, 128 x 128/256 for the warpgroup kernel
+    # on compute capability 9.0); one 256-weight block per row (n = 17) is the only case
+    # without a split of the columns over several blocks.
     q = weights(name, rows=300 if n == 65 else None, cols=256 if n == 17 else 1024)
     rows, cols = q.shape
     w_bf = q.cuda().dequantize(torch.bfloat16).double().cpu().numpy()

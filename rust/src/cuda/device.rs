@@ -74,6 +74,8 @@ pub struct Device {
     cublas: Mutex<Option<CublasHandle>>,
     /// Programmatic dependent launch is available (compute capability 9.0 or newer).
     pdl: bool,
+    /// Compute capability 9.0 exactly: the sm_90a kernels (wgmma) run.
+    sm90a: bool,
 }
 
 /// The device of an ordinal, made on first use.
@@ -92,10 +94,20 @@ pub fn device(ordinal: usize) -> Result<Arc<Device>> {
     }
     let ctx = CudaContext::new(ordinal).map_err(driver_err("creating the context"))?;
     let major = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR).map_err(driver_err("cuDeviceGetAttribute"))?;
-    let d = Arc::new(Device { ctx, ordinal, modules: Mutex::default(), functions: Mutex::default(), cublas: Mutex::new(None), pdl: major >= 9 });
+    let minor = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR).map_err(driver_err("cuDeviceGetAttribute"))?;
+    let (pdl, sm90a) = (major >= 9, (major, minor) == (9, 0));
+    let d = Arc::new(Device { ctx, ordinal, modules: Mutex::default(), functions: Mutex::default(), cublas: Mutex::new(None), pdl, sm90a });
     d.keep_scratch_cached()?;
     devices[ordinal] = Some(d.clone());
     Ok(d)
+}
+
+/// A developer's override of an embedded module: `$IQRS_LAB_MODULES/<module>.fatbin` (or
+/// `.cubin`) when that variable is set and the file exists, so that variants of one kernel file
+/// can be timed through the library without rebuilding it. Unset in normal use.
+fn lab_fatbin(module: &str) -> Option<Vec<u8>> {
+    let dir = std::path::PathBuf::from(std::env::var_os("IQRS_LAB_MODULES")?);
+    ["fatbin", "cubin"].iter().find_map(|ext| std::fs::read(dir.join(format!("{module}.{ext}"))).ok())
 }
 
 /// Facts about a GPU, for `iqrs.cuda.device_info()`.
@@ -120,6 +132,12 @@ impl Device {
 
     pub fn ordinal(&self) -> usize {
         self.ordinal
+    }
+
+    /// Whether `module` can run here: present in this build, and for the `*_sm90a` modules a
+    /// device of compute capability 9.0.
+    pub(crate) fn runs(&self, module: &str) -> bool {
+        kernels::fatbin(module).is_some() && (self.sm90a || !module.ends_with("_sm90a"))
     }
 
     /// Streaming multiprocessors of the device.
@@ -165,7 +183,11 @@ impl Device {
         }
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         if !modules.contains_key(module) {
-            let bin = kernels::fatbin(module).ok_or_else(|| IqError::Invalid(format!("no CUDA module {module:?} in this build")))?;
+            let lab = lab_fatbin(module);
+            let bin = match &lab {
+                Some(b) => b.as_slice(),
+                None => kernels::fatbin(module).ok_or_else(|| IqError::Invalid(format!("no CUDA module {module:?} in this build")))?,
+            };
             // cuModuleLoadData wants an aligned image; include_bytes! data is only byte-aligned.
             let mut image = vec![0u64; bin.len().div_ceil(8)];
             // SAFETY: `image` has at least `bin.len()` bytes.
@@ -197,6 +219,20 @@ impl Device {
             return Ok(());
         }
         result::launch_kernel(f.0, grid, block, 0, stream, args).map_err(driver_err("launching a kernel"))
+    }
+
+    /// Launches `f` on `stream` as [`Device::launch`] does, with `shared` bytes of dynamic shared
+    /// memory (which may exceed the default 48 KB: the function is allowed that much first).
+    ///
+    /// # Safety
+    /// As for [`Device::launch`].
+    pub(crate) unsafe fn launch_shared(&self, f: Function, grid: (u32, u32, u32), block: (u32, u32, u32), shared: u32, stream: sys::CUstream, args: &mut [*mut c_void]) -> Result<()> {
+        if grid.0 == 0 {
+            return Ok(());
+        }
+        let attr = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+        sys::cuFuncSetAttribute(f.0, attr, shared as i32).result().map_err(driver_err("allowing a kernel its shared memory"))?;
+        result::launch_kernel(f.0, grid, block, shared, stream, args).map_err(driver_err("launching a kernel"))
     }
 
     /// Launches `f` on `stream` as [`Device::launch`] does, but as a programmatic dependent of

@@ -104,6 +104,36 @@ pub fn mm_name(t: QType, width: usize) -> String {
     format!("iqrs_mm_{}_{width}", t.name())
 }
 
+/// The module of the warpgroup matrix multiply (mmw.cuh, cuda/mmw_sm90a.cu): an sm_90a cubin
+/// alone, absent from builds without sm_90, usable on compute capability 9.0 only.
+pub const MMW: &str = "mmw_sm90a";
+/// Weight rows per block of the warpgroup matrix multiply (`MMW_BM` in mmw.cuh).
+pub const MMW_ROWS: usize = 128;
+/// Threads per block of the warpgroup matrix multiply (`MMW_THREADS` in mmw.cuh).
+pub const MMW_THREADS: u32 = 256;
+/// Its widths (activation vectors per block): `iqrs_mmw_<type>_<width>`.
+pub const MMW_WIDTHS: [usize; 2] = [128, 256];
+
+/// The warpgroup kernel width for `n` vectors: the narrow one while it covers them in one block.
+pub fn mmw_vectors_per_block(n: usize) -> usize {
+    if n <= MMW_WIDTHS[0] {
+        MMW_WIDTHS[0]
+    } else {
+        MMW_WIDTHS[1]
+    }
+}
+
+/// Dynamic shared memory of the warpgroup kernel of a width (`MmwSmem<BN>::BYTES` in mmw.cuh):
+/// two stages of a 128 x 128 bf16 W tile and a width x 128 bf16 x tile, and 1 KB for alignment.
+pub fn mmw_shared_bytes(width: usize) -> u32 {
+    (2 * (MMW_ROWS * 256 + width * 256) + 1024) as u32
+}
+
+/// `iqrs_mmw_<type>_<width>`.
+pub fn mmw_name(t: QType, width: usize) -> String {
+    format!("iqrs_mmw_{}_{width}", t.name())
+}
+
 /// Weight rows per block of the quantized matrix multiply (`MMQ_ROWS` in mmq.cuh).
 pub const MMQ_ROWS: usize = 32;
 /// Warps per block of the quantized matrix multiply (`MMQ_WARPS` in mmq.cuh).
@@ -165,6 +195,15 @@ mod tests {
             for tiles in MMQ_TILES {
                 let (module, name) = (mmq_module(t, tiles).unwrap(), mmq_name(t, tiles));
                 assert!(contains(fatbin(module).expect("mmq module"), &name), "{name} is missing from module {module}");
+            }
+        }
+        // The warpgroup kernels, in builds with sm_90 (the default).
+        if ARCHS.contains(&90) {
+            let bin = fatbin(MMW).expect("mmw module");
+            for &t in QType::ALL {
+                for w in MMW_WIDTHS {
+                    assert!(contains(bin, &mmw_name(t, w)), "{} is missing from module {MMW}", mmw_name(t, w));
+                }
             }
         }
         let act = fatbin(ACTIVATIONS).expect("activations module");

@@ -251,21 +251,28 @@ unsafe fn mmq(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: 
     dev.launch(f, grid, (32, kernels::MMQ_WARPS, 1), stream, &mut args![w.ptr, row_bytes, rows, units_i, yq, yd, n_i, out, xd])
 }
 
-/// The fused kernel (mm.cuh) on bf16 activations, its columns split over several blocks (f32
+/// The fused matrix multiply on bf16 activations: the warpgroup kernel (mmw.cuh) where it runs
+/// (compute capability 9.0), else mm.cuh's. Its columns are split over several blocks (f32
 /// partial sums, then `iqrs_sum_partials`) when the row tiles alone would leave SMs idle.
 unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, stream: CUstream) -> Result<()> {
     let cols = w.cols;
     // bf16 activations, 16-byte aligned (the kernel reads them with cp.async).
     let (xb, _x_conv) = activations_as(dev, x, x_dtype, Dtype::BF16, n * cols, x % 16 != 0, stream)?;
-    let bn = kernels::mm_vectors_per_block(n);
-    let f = dev.function(kernels::module_of(w.qtype)?, &kernels::mm_name(w.qtype, bn))?;
-    let (gx, gy) = (n.div_ceil(bn), w.rows.div_ceil(kernels::MM_ROWS));
+    let wgmma = dev.runs(kernels::MMW);
+    let (f, bn, bm, per_sm, threads, shared) = if wgmma {
+        let bn = kernels::mmw_vectors_per_block(n);
+        (dev.function(kernels::MMW, &kernels::mmw_name(w.qtype, bn))?, bn, kernels::MMW_ROWS, 1, kernels::MMW_THREADS, kernels::mmw_shared_bytes(bn))
+    } else {
+        let bn = kernels::mm_vectors_per_block(n);
+        (dev.function(kernels::module_of(w.qtype)?, &kernels::mm_name(w.qtype, bn))?, bn, kernels::MM_ROWS, kernels::MM_BLOCKS_PER_SM, kernels::MM_THREADS, 0)
+    };
+    let (gx, gy) = (n.div_ceil(bn), w.rows.div_ceil(bm));
     if gy > 65535 {
         return Err(IqError::Invalid(format!("{} rows exceed the fused kernel's grid", w.rows)));
     }
     // Split the columns (in whole 256-weight blocks) until the blocks fill the SMs once.
     let blocks_per_row = cols / QK_K;
-    let resident = dev.multiprocessors()? * kernels::MM_BLOCKS_PER_SM;
+    let resident = dev.multiprocessors()? * per_sm;
     let mut splits = resident.div_ceil(gx * gy).clamp(1, blocks_per_row.min(kernels::MM_MAX_SPLITS));
     let split_units = blocks_per_row.div_ceil(splits) * (QK_K / 32);
     splits = w.units().div_ceil(split_units);
@@ -273,7 +280,7 @@ unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out
     let dst = part.as_ref().map_or(out, |p| p.ptr());
     let grid = (gx as u32, gy as u32, splits as u32);
     let (row_bytes, rows, units, n_i, xd, su) = (w.row_bytes() as u64, w.rows as i32, w.units() as i32, n as i32, x_dtype as i32, split_units as i32);
-    dev.launch(f, grid, (kernels::MM_THREADS, 1, 1), stream, &mut args![w.ptr, row_bytes, rows, units, xb, n_i, dst, xd, su])?;
+    dev.launch_shared(f, grid, (threads, 1, 1), shared, stream, &mut args![w.ptr, row_bytes, rows, units, xb, n_i, dst, xd, su])?;
     if let Some(p) = &part {
         let sum = dev.function(kernels::ACTIVATIONS, "iqrs_sum_partials")?;
         let count = n * w.rows;
