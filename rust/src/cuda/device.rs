@@ -215,14 +215,11 @@ impl Device {
     /// Every pointer argument must be valid for what the kernel does with it until the work
     /// queued on `stream` completes.
     pub(crate) unsafe fn launch(&self, f: Function, grid: (u32, u32, u32), block: (u32, u32, u32), stream: sys::CUstream, args: &mut [*mut c_void]) -> Result<()> {
-        if grid.0 == 0 {
-            return Ok(());
-        }
-        result::launch_kernel(f.0, grid, block, 0, stream, args).map_err(driver_err("launching a kernel"))
+        self.launch_shared(f, grid, block, 0, stream, args)
     }
 
     /// Launches `f` on `stream` as [`Device::launch`] does, with `shared` bytes of dynamic shared
-    /// memory (which may exceed the default 48 KB: the function is allowed that much first).
+    /// memory (beyond the default 48 KB the function is allowed that much first).
     ///
     /// # Safety
     /// As for [`Device::launch`].
@@ -230,8 +227,10 @@ impl Device {
         if grid.0 == 0 {
             return Ok(());
         }
-        let attr = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
-        sys::cuFuncSetAttribute(f.0, attr, shared as i32).result().map_err(driver_err("allowing a kernel its shared memory"))?;
+        if shared > 48 * 1024 {
+            let attr = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            sys::cuFuncSetAttribute(f.0, attr, shared as i32).result().map_err(driver_err("allowing a kernel its shared memory"))?;
+        }
         result::launch_kernel(f.0, grid, block, shared, stream, args).map_err(driver_err("launching a kernel"))
     }
 

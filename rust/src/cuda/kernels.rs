@@ -86,10 +86,15 @@ pub const MM_WIDTHS: [usize; 2] = [64, 128];
 
 /// The fused kernel width for `n` vectors: the narrow one while it covers them in one block.
 pub fn mm_vectors_per_block(n: usize) -> usize {
-    if n <= MM_WIDTHS[0] {
-        MM_WIDTHS[0]
+    narrow_or_wide(MM_WIDTHS, n)
+}
+
+/// Of a kernel's two widths, the narrow one while it covers `n` vectors in one block.
+fn narrow_or_wide(widths: [usize; 2], n: usize) -> usize {
+    if n <= widths[0] {
+        widths[0]
     } else {
-        MM_WIDTHS[1]
+        widths[1]
     }
 }
 
@@ -116,11 +121,7 @@ pub const MMW_WIDTHS: [usize; 2] = [128, 256];
 
 /// The warpgroup kernel width for `n` vectors: the narrow one while it covers them in one block.
 pub fn mmw_vectors_per_block(n: usize) -> usize {
-    if n <= MMW_WIDTHS[0] {
-        MMW_WIDTHS[0]
-    } else {
-        MMW_WIDTHS[1]
-    }
+    narrow_or_wide(MMW_WIDTHS, n)
 }
 
 /// Dynamic shared memory of the warpgroup kernel of a width (`MmwSmem<BN>::BYTES` in mmw.cuh):
