@@ -231,10 +231,9 @@ pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &
         }
     }
     let y = k.activations(y);
-    // One-row types stream their rows in order and the hardware prefetchers keep up: a software
-    // prefetch of the next row, once a gain, measured 4-35% slower cold with today's dots
-    // (BENCHMARKS.md, 2026-12-05). The `_R4` kernels prefetch block by block within their
-    // groups, whose fields lie far apart.
+    // The SIMD dots prefetch the weights `arch::PREFETCH_AHEAD` bytes on, block by block, past
+    // the end of their row into the next ones. (A prefetch of the whole next row here, before
+    // each dot, measured 4-35% slower on an AMD EPYC: BENCHMARKS.md, 2026-12-05.)
     for_each_chunk(data, g * rs, out, g * n, work, PARALLEL_MIN_DOTS, |src, o| {
         let mut tmp = [0f32; 8];
         for j in 0..n {

@@ -165,11 +165,6 @@ r4_types! {
     },
 }
 
-/// How far ahead (bytes) of the R4 block being dotted the SIMD mat-vec kernels prefetch: 6–13
-/// blocks, more than a memory latency's worth of compute at 20–30 GB/s (2 KiB measured 12.4 GB/s
-/// cold for IQ5_K_R4, 4 KiB 20.6–24.3).
-pub const PREFETCH_AHEAD: usize = 4096;
-
 /// The spec of an `_R4` type.
 pub fn spec_of(r4: QType) -> Option<&'static R4Spec> {
     SPECS.iter().copied().find(|s| s.r4 == r4)

@@ -116,7 +116,8 @@ pub(super) unsafe fn sums4(s: &[__m512i; 4]) -> [i32; 4] {
 /// bytes, with its Q8_K activation block `$yb`) as its 16-dword exact integer sums `s_b` and f32
 /// scale `c_b`. Four blocks' integers are reduced at once ([`sums4`]); the f32 accumulation
 /// runs block by block as `acc += c_b · (f32) Σ s_b`, so the result is bit for bit that of a
-/// loop reducing each block alone (and of the scalar kernels). A macro rather than a function
+/// loop reducing each block alone (and of the scalar kernels). The weights
+/// [`PREFETCH_AHEAD`](crate::arch::PREFETCH_AHEAD) bytes on are prefetched quad by quad. A macro rather than a function
 /// taking a closure: closures do not inherit the caller's target features.
 macro_rules! sum_blocks {
     ($src:expr, $bytes:expr, $y:expr, |$b:ident, $yb:ident| $block:expr) => {{
@@ -124,7 +125,9 @@ macro_rules! sum_blocks {
         let yq = $crate::quants::q8k::BLOCK_BYTES;
         let quads = src.len() / (4 * bytes);
         let mut acc = 0f32;
-        for (b4, y4) in src.chunks_exact(4 * bytes).zip(y.chunks_exact(4 * yq)) {
+        for (q, (b4, y4)) in src.chunks_exact(4 * bytes).zip(y.chunks_exact(4 * yq)).enumerate() {
+            // the next rows' weights (the range may run past this row: see `prefetch`)
+            $crate::arch::prefetch(src, 4 * bytes * q + $crate::arch::PREFETCH_AHEAD, 4 * bytes);
             let mut s = [_mm512_setzero_si512(); 4];
             let mut c = [0f32; 4];
             for k in 0..4 {
