@@ -20,13 +20,16 @@ pub const TILE_ROWS: usize = 16;
 /// * `scales[b]`: `[s][row]` sub-block scales,
 /// * `corr[b]`: `[row]` `128 · Σ_s scales[s] · Σ_{k∈s} values[k]` (the cost of offsetting the
 ///   activations by 128 so they can be the unsigned operand),
-/// * `d[b]`: `[row]` block factors.
+/// * `d[b]`: `[row]` block factors,
+/// * `paired`: whether sub-blocks `2i` and `2i + 1` have the same scale in every row and block
+///   (the types with one scale per 32 weights), so a microkernel may scale their sums at once.
 pub struct PackedRows {
     pub blocks: usize,
     pub w: Vec<[i8; QK_K * TILE_ROWS]>,
     pub scales: Vec<[i32; 16 * TILE_ROWS]>,
     pub corr: Vec<[i32; TILE_ROWS]>,
     pub d: Vec<[f32; TILE_ROWS]>,
+    pub paired: bool,
 }
 
 impl PackedRows {
@@ -38,6 +41,7 @@ impl PackedRows {
             scales: vec![[0; 16 * TILE_ROWS]; blocks],
             corr: vec![[0; TILE_ROWS]; blocks],
             d: vec![[0.0; TILE_ROWS]; blocks],
+            paired: false,
         }
     }
 
@@ -48,6 +52,7 @@ impl PackedRows {
             Some(f) => f(self, src, cols, nrows),
             None => self.fill_blocks(k, src, cols, g, group_bytes, nrows),
         }
+        self.paired = self.scales.iter().all(|sc| sc.chunks_exact(2 * TILE_ROWS).all(|p| p[..TILE_ROWS] == p[TILE_ROWS..]));
     }
 
     /// [`fill`](Self::fill) block by block through the type's `decode_int` (the oracle of the
