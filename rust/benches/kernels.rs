@@ -106,7 +106,7 @@ fn benches(c: &mut Criterion) {
             grp.throughput(Throughput::Elements((gemm::TILE_ROWS * COLS) as u64));
             grp.bench_function("decode_tile", |b| b.iter(|| w.fill(&best, src, COLS, g, g * rs, gemm::TILE_ROWS)));
             grp.throughput(Throughput::Elements((2 * gemm::TILE_ROWS * COLS * n) as u64));
-            grp.bench_function("microkernel_x512", |b| b.iter(|| tile(&w, &packed, gemm::TILE_ROWS, &mut out, n)));
+            grp.bench_function("microkernel_x512", |b| b.iter(|| tile(&w, &packed, 0..n, gemm::TILE_ROWS, &mut out, n)));
             grp.finish();
         }
     }

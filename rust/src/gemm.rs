@@ -9,6 +9,8 @@
 //! same exact integer block sum as the type's dot product and accumulates `(d · d8) · S` in block
 //! order — so the result equals the row-by-row dot products bit for bit, only faster.
 
+use std::ops::Range;
+
 use crate::quants::{q8k, IntBlock, Kernels};
 use crate::registry::QK_K;
 
@@ -115,13 +117,14 @@ impl PackedCols {
     }
 }
 
-/// Computes one tile: `out[r * ldo + j]` for rows `r < nrows` of the tile and every column.
-pub type TileFn = fn(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32], ldo: usize);
+/// Computes one tile for the activation vectors `vecs`: `out[r * ldo + j]` for rows `r < nrows`
+/// of the tile and `j` in `vecs` (`vecs.end <= y.n`).
+pub type TileFn = fn(w: &PackedRows, y: &PackedCols, vecs: Range<usize>, nrows: usize, out: &mut [f32], ldo: usize);
 
 /// Portable microkernel over the packed data (the oracle of the SIMD ones).
-pub fn tile_scalar(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32], ldo: usize) {
+pub fn tile_scalar(w: &PackedRows, y: &PackedCols, vecs: Range<usize>, nrows: usize, out: &mut [f32], ldo: usize) {
     let blocks = w.blocks;
-    for j in 0..y.n {
+    for j in vecs {
         for r in 0..nrows {
             let mut acc = 0f32;
             for b in 0..blocks {
@@ -145,24 +148,40 @@ pub fn tile_scalar(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32]
     }
 }
 
-/// `out = W · Yᵀ` (`rows x n`, row-major) for `n` Q8_K vectors `y`, tile by tile on the pool's
-/// threads (`parallel`: whether to use them).
+/// Tiles decoded together, and activation vectors per pass over them: a pass's activations
+/// (64 vectors of `cols` bytes, 256 KiB at 4096 columns) stay in the L2 cache while the group's
+/// tiles use them, instead of all `n` vectors streaming through it once per tile.
+const GROUP_TILES: usize = 4;
+const PASS_VECS: usize = 64;
+
+/// `out = W · Yᵀ` (`rows x n`, row-major) for `n` Q8_K vectors `y`, in groups of
+/// [`GROUP_TILES`] tiles on the pool's threads (`parallel`: whether to use them).
 pub fn matmul(k: &Kernels, tile: TileFn, rows_per_group: usize, row_size: usize, data: &[u8], cols: usize, y: &[u8], n: usize, out: &mut [f32], parallel: bool) {
     use rayon::prelude::*;
     let blocks = cols / QK_K;
     let rows = out.len() / n;
     let g = rows_per_group;
     let packed = PackedCols::new(y, cols, n);
-    let run = |w: &mut PackedRows, (ti, o): (usize, &mut [f32])| {
-        let r0 = ti * TILE_ROWS;
-        let nrows = TILE_ROWS.min(rows - r0);
-        w.fill(k, &data[r0 * row_size..(r0 + nrows) * row_size], cols, g, g * row_size, nrows);
-        tile(w, &packed, nrows, o, n);
+    let run = |ws: &mut Vec<PackedRows>, (gi, o): (usize, &mut [f32])| {
+        let r0 = gi * GROUP_TILES * TILE_ROWS;
+        let grows = o.len() / n;
+        let tiles = grows.div_ceil(TILE_ROWS);
+        for (t, w) in ws.iter_mut().enumerate().take(tiles) {
+            let (t0, nrows) = (r0 + t * TILE_ROWS, TILE_ROWS.min(grows - t * TILE_ROWS));
+            w.fill(k, &data[t0 * row_size..(t0 + nrows) * row_size], cols, g, g * row_size, nrows);
+        }
+        for v0 in (0..n).step_by(PASS_VECS) {
+            for (t, w) in ws.iter().enumerate().take(tiles) {
+                let nrows = TILE_ROWS.min(grows - t * TILE_ROWS);
+                tile(w, &packed, v0..(v0 + PASS_VECS).min(n), nrows, &mut o[t * TILE_ROWS * n..], n);
+            }
+        }
     };
+    let group = || (0..GROUP_TILES).map(|_| PackedRows::new(blocks)).collect::<Vec<_>>();
     if parallel {
-        crate::threads::pool().install(|| out.par_chunks_mut(TILE_ROWS * n).enumerate().for_each_init(|| PackedRows::new(blocks), run));
+        crate::threads::pool().install(|| out.par_chunks_mut(GROUP_TILES * TILE_ROWS * n).enumerate().for_each_init(group, run));
     } else {
-        let mut w = PackedRows::new(blocks);
-        out.chunks_mut(TILE_ROWS * n).enumerate().for_each(|c| run(&mut w, c));
+        let mut ws = group();
+        out.chunks_mut(GROUP_TILES * TILE_ROWS * n).enumerate().for_each(|c| run(&mut ws, c));
     }
 }

@@ -234,6 +234,16 @@ fn check_fill(t: QType, groups: usize, blocks: usize, seed: u64) {
     }
 }
 
+/// More rows than one group of tiles decoded together and more vectors than one pass over them
+/// (gemm::GROUP_TILES, PASS_VECS), with a partial tile, group and pass at the ends.
+#[test]
+fn gemm_groups_and_passes_equal_row_dots() {
+    for (i, &t) in QType::ALL.iter().enumerate() {
+        let g = t.info().rows_per_group;
+        check_gemm(t, 84 / g, 1, 70, 0x5EED + i as u64);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]

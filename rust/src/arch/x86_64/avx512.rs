@@ -10,6 +10,7 @@
 //! handed out by [`super::kernels`] after the CPU reported them.
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 pub mod k;
 pub mod r4;
@@ -488,10 +489,10 @@ unsafe fn gemm_tile_cols<const NC: usize, const SB: usize>(w: &PackedRows, y: &P
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
-unsafe fn gemm_tile_impl(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32], ldo: usize) {
-    let mut j0 = 0;
-    while j0 < y.n {
-        let nc = (y.n - j0).min(GEMM_NC);
+unsafe fn gemm_tile_impl(w: &PackedRows, y: &PackedCols, vecs: Range<usize>, nrows: usize, out: &mut [f32], ldo: usize) {
+    let mut j0 = vecs.start;
+    while j0 < vecs.end {
+        let nc = (vecs.end - j0).min(GEMM_NC);
         macro_rules! cols {
             ($($n:literal)*) => {
                 match (nc, w.paired) {
@@ -507,9 +508,9 @@ unsafe fn gemm_tile_impl(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut
 }
 
 /// Matrix-multiply tile (see [`crate::gemm`]); needs VNNI.
-pub fn gemm_tile(w: &PackedRows, y: &PackedCols, nrows: usize, out: &mut [f32], ldo: usize) {
-    assert!(nrows <= TILE_ROWS && out.len() >= (nrows.max(1) - 1) * ldo + y.n);
+pub fn gemm_tile(w: &PackedRows, y: &PackedCols, vecs: Range<usize>, nrows: usize, out: &mut [f32], ldo: usize) {
+    assert!(nrows <= TILE_ROWS && vecs.end <= y.n && out.len() >= (nrows.max(1) - 1) * ldo + vecs.end);
     // SAFETY: handed out only when AVX-512 F/BW/VL and VNNI are present; memory accesses are
     // within the asserted bounds.
-    unsafe { gemm_tile_impl(w, y, nrows, out, ldo) }
+    unsafe { gemm_tile_impl(w, y, vecs, nrows, out, ldo) }
 }
