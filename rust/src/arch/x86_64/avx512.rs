@@ -118,8 +118,9 @@ pub(super) unsafe fn sums4(s: &[__m512i; 4]) -> [i32; 4] {
 /// scale `c_b`. Four blocks' integers are reduced at once ([`sums4`]); the f32 accumulation
 /// runs block by block as `acc += c_b · (f32) Σ s_b`, so the result is bit for bit that of a
 /// loop reducing each block alone (and of the scalar kernels). The weights
-/// [`PREFETCH_AHEAD`](crate::arch::PREFETCH_AHEAD) bytes on are prefetched quad by quad. A macro rather than a function
-/// taking a closure: closures do not inherit the caller's target features.
+/// [`PREFETCH_AHEAD`](crate::arch::PREFETCH_AHEAD) bytes on are prefetched quad by quad. A
+/// macro rather than a function taking a closure: closures do not inherit the caller's target
+/// features.
 macro_rules! sum_blocks {
     ($src:expr, $bytes:expr, $y:expr, |$b:ident, $yb:ident| $block:expr) => {{
         let (src, bytes, y): (&[u8], usize, &[u8]) = ($src, $bytes, $y);
