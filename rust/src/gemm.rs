@@ -159,7 +159,6 @@ const PASS_VECS: usize = 64;
 pub fn matmul(k: &Kernels, tile: TileFn, rows_per_group: usize, row_size: usize, data: &[u8], cols: usize, y: &[u8], n: usize, out: &mut [f32], parallel: bool) {
     use rayon::prelude::*;
     let blocks = cols / QK_K;
-    let rows = out.len() / n;
     let g = rows_per_group;
     let packed = PackedCols::new(y, cols, n);
     let run = |ws: &mut Vec<PackedRows>, (gi, o): (usize, &mut [f32])| {

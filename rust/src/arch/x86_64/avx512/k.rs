@@ -78,13 +78,17 @@ static IQ6_FLAT: [u8; 64] = flat_biased(&IQ6NL_VALUES);
 /// the low 6 bits of the byte shifted right by 2 (whose crumb 2 is the byte's crumb 3). So the
 /// four vectors of a block need no shifts or masks but one shift.
 const fn crumb_tables(values: &[i8]) -> [[u8; 64]; 4] {
+    crumb_tables_biased(values, 128)
+}
+
+const fn crumb_tables_biased(values: &[i8], bias: i32) -> [[u8; 64]; 4] {
     let mut t = [[0u8; 64]; 4];
     let mut i = 0;
     while i < 64 {
         let mut j = 0;
         while j < 4 {
             let crumb = if j < 3 { (i >> (2 * j)) & 3 } else { (i >> 4) & 3 };
-            t[j][i] = (values[crumb] as i32 + 128) as u8;
+            t[j][i] = (values[crumb] as i32 + bias) as u8;
             j += 1;
         }
         i += 1;
@@ -92,6 +96,8 @@ const fn crumb_tables(values: &[i8]) -> [[u8; 64]; 4] {
     t
 }
 pub(crate) static IQ2_CRUMBS: [[u8; 64]; 4] = crumb_tables(&IQ2NL_VALUES);
+/// IQ2_K's crumb tables + 32 (plain half 1..=49), for [`Lookup::Crumbs16`].
+static IQ2_CRUMBS32: [[u8; 64]; 4] = crumb_tables_biased(&IQ2NL_VALUES, 32);
 /// IQ3_K's (and IQ3_KS's, the same iq3nl grid): without and with the high index bit (grid
 /// entries 0..3 and 4..7).
 pub(crate) static IQ3_CRUMBS: [[[u8; 64]; 4]; 2] = [crumb_tables(&IQ3NL_VALUES), crumb_tables(IQ3NL_VALUES.split_at(4).1)];
@@ -107,7 +113,28 @@ enum Lookup {
     Crumbs(&'static [[u8; 64]; 4]),
     /// The same with a `High::Bit`, which picks the second table by a masked `vpermb` (IQ3_K).
     CrumbsHigh(&'static [[[u8; 64]; 4]; 2]),
+    /// `Crumbs` with the values + 32 instead of + 128 (IQ2_K, whose plain half + 32 lies in
+    /// 1..=49): each dword of a `vpdpbusd` (four products, |Σ| ≤ 4 · 49 · 127) fits 16 bits, so
+    /// two vectors pack into one by `vpackssdw` and `vpdpwssd` applies the half-blocks' scales.
+    /// That replaces the transposed reduction and the 32-bit multiply: on an Intel Xeon the
+    /// dot is bound by its 512-bit µops, of which this has fewer and fewer shuffles.
+    Crumbs16(&'static [[u8; 64]; 4]),
 }
+
+/// `vpermw` indices spreading the 16 half-block scales (words of a `vpmovsxbw` of `levels16`)
+/// over a `vpackssdw` of vectors `2k` and `2k + 1`: word `w` of lane `i` takes half
+/// `perm[4 · (2k + w / 4) + i]`.
+const fn pack_pick(perm: [u8; 16], k: usize) -> [u16; 32] {
+    let mut t = [0u16; 32];
+    let mut x = 0;
+    while x < 32 {
+        let (i, w) = (x / 8, x % 8);
+        t[x] = perm[4 * (2 * k + w / 4) + i] as u16;
+        x += 1;
+    }
+    t
+}
+static CRUMBS_PACK_PICK: [[u16; 32]; 2] = [pack_pick(CRUMBS_PERM, 0), pack_pick(CRUMBS_PERM, 1)];
 
 /// The 64 grid indices of sub-blocks `2j` and `2j + 1`.
 #[inline(always)]
@@ -306,14 +333,17 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
     let vt: [__m512i; 4] = match lookup {
         Lookup::Quarters => [_mm512_setzero_si512(); 4],
         Lookup::Grid64(g) => [_mm512_loadu_si512(g.as_ptr().cast()); 4],
-        Lookup::Crumbs(c) | Lookup::CrumbsHigh([c, _]) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
+        Lookup::Crumbs(c) | Lookup::CrumbsHigh([c, _]) | Lookup::Crumbs16(c) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
     };
+    let small = matches!(lookup, Lookup::Crumbs16(_));
+    let bias = if small { 32 } else { 128 };
+    let pick: [__m512i; 2] = std::array::from_fn(|k| _mm512_loadu_si512(CRUMBS_PACK_PICK[k].as_ptr().cast()));
     let vt_high: [__m512i; 4] = match lookup {
         Lookup::CrumbsHigh([_, c]) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
         _ => [_mm512_setzero_si512(); 4],
     };
     let lpick = _mm_loadu_si128(o.lpick.as_ptr().cast());
-    let (off_plain, off_shifted) = (_mm256_set1_epi16(128), _mm256_set1_epi16(128 - delta));
+    let (off_plain, off_shifted) = (_mm256_set1_epi16(bias), _mm256_set1_epi16(bias - delta));
     sum_blocks!(src, f.layout.bytes, y, |b, yb| {
         let extra = read_u16(b, 2);
         let l = levels16(f, b);
@@ -323,7 +353,7 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
             let v = match lookup {
                 Lookup::Quarters => plain64(&tab, lanes64(f, o, b, j)),
                 Lookup::Grid64(_) => _mm512_permutexvar_epi8(lanes64(f, o, b, j), vt[0]),
-                Lookup::Crumbs(_) | Lookup::CrumbsHigh(_) => {
+                Lookup::Crumbs(_) | Lookup::CrumbsHigh(_) | Lookup::Crumbs16(_) => {
                     let Low::Crumbs { qs } = f.layout.low else { unreachable!() };
                     let q = _mm512_loadu_si512(b[qs..qs + 64].as_ptr().cast());
                     let q = if j < 3 { q } else { _mm512_srli_epi16::<2>(q) };
@@ -337,14 +367,26 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
             let yv = _mm512_loadu_si512(yb[q8k::QS + 64 * j..q8k::QS + 64 * j + 64].as_ptr().cast());
             *pj = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, yv);
         }
-        // the 4 dwords of each half summed, transposed: lane i, dword j = half `perm[4j + i]`
-        let h = transpose_sum4(&p);
-        let s = _mm512_mullo_epi32(h, _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, lpick)));
-        // Σ_h L_h · (128 − δ·s_h) · Σy_h from the 16 block sums
+        // Σ_h L_h · (bias − δ·s_h) · Σy_h from the 16 block sums
         let off = _mm256_mask_blend_epi16(extra, off_plain, off_shifted);
         let bs = _mm256_loadu_si256(yb[q8k::BSUMS..q8k::BSUMS + 32].as_ptr().cast());
-        let corr = _mm256_madd_epi16(_mm256_mullo_epi16(_mm256_cvtepi8_epi16(l), off), bs);
-        (_mm512_sub_epi32(s, _mm512_zextsi256_si512(corr)), block_d(b) * read_f32(yb, 0))
+        let l16 = _mm256_cvtepi8_epi16(l);
+        let corr = _mm512_zextsi256_si512(_mm256_madd_epi16(_mm256_mullo_epi16(l16, off), bs));
+        let s = if small {
+            // the sums start at -corr; each word of a pack is a dword of p[2k] or p[2k + 1]
+            let l16 = _mm512_castsi256_si512(l16);
+            let mut s = _mm512_sub_epi32(_mm512_setzero_si512(), corr);
+            for k in 0..2 {
+                let x = _mm512_packs_epi32(p[2 * k], p[2 * k + 1]);
+                s = _mm512_dpwssd_epi32(s, x, _mm512_permutexvar_epi16(pick[k], l16));
+            }
+            s
+        } else {
+            // the 4 dwords of each half summed, transposed: lane i, dword j = half `perm[4j + i]`
+            let h = transpose_sum4(&p);
+            _mm512_sub_epi32(_mm512_mullo_epi32(h, _mm512_cvtepi8_epi32(_mm_shuffle_epi8(l, lpick))), corr)
+        };
+        (s, block_d(b) * read_f32(yb, 0))
     })
 }
 
@@ -440,5 +482,5 @@ macro_rules! vbmi_dot {
 }
 
 vbmi_dot!(k::IQ6K, IQ6_T, Lookup::Grid64(&IQ6_FLAT), iq6_k_dot_vbmi, "IQ6_K");
-vbmi_dot!(k::IQ2K, IQ2_T, Lookup::Crumbs(&IQ2_CRUMBS), iq2_k_dot_vbmi, "IQ2_K");
+vbmi_dot!(k::IQ2K, IQ2_T, Lookup::Crumbs16(&IQ2_CRUMBS32), iq2_k_dot_vbmi, "IQ2_K");
 vbmi_dot!(k::IQ3K, IQ3_T, Lookup::CrumbsHigh(&IQ3_CRUMBS), iq3_k_dot_vbmi, "IQ3_K");
