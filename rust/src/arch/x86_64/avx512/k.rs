@@ -109,15 +109,16 @@ enum Lookup {
     Quarters,
     /// One `vpermb` on the 64-entry plain half (IQ6_K).
     Grid64(&'static [u8; 64]),
-    /// The 2-bit layout without `High` bits, crumbs looked up straight from the index bytes (IQ2_K).
-    Crumbs(&'static [[u8; 64]; 4]),
-    /// The same with a `High::Bit`, which picks the second table by a masked `vpermb` (IQ3_K).
+    /// The 2-bit layout with a `High::Bit`, crumbs looked up straight from the index bytes, the
+    /// high bit picking the second table by a masked `vpermb` (IQ3_K).
     CrumbsHigh(&'static [[[u8; 64]; 4]; 2]),
-    /// `Crumbs` with the values + 32 instead of + 128 (IQ2_K, whose plain half + 32 lies in
-    /// 1..=49): each dword of a `vpdpbusd` (four products, |Σ| ≤ 4 · 49 · 127) fits 16 bits, so
-    /// two vectors pack into one by `vpackssdw` and `vpdpwssd` applies the half-blocks' scales.
-    /// That replaces the transposed reduction and the 32-bit multiply: on an Intel Xeon the
-    /// dot is bound by its 512-bit µops, of which this has fewer and fewer shuffles.
+    /// The 2-bit layout without `High` bits, crumbs looked up straight from the index bytes, the
+    /// values + 32 instead of + 128 (IQ2_K, whose plain half + 32 lies in 1..=49): each dword of
+    /// a `vpdpbusd` (four products, |Σ| ≤ 4 · 49 · 127) fits 16 bits, so two vectors pack into
+    /// one by `vpackssdw` and `vpdpwssd` applies the half-blocks' scales. That replaces the
+    /// transposed reduction and the 32-bit multiply: on an Intel Xeon the dot is bound by its
+    /// 512-bit µops, of which this has fewer and fewer shuffles. (IQ3_K the same way, + 64 with
+    /// `vpmaddubsw` pair sums, measured 2% faster and was not kept.)
     Crumbs16(&'static [[u8; 64]; 4]),
 }
 
@@ -333,7 +334,7 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
     let vt: [__m512i; 4] = match lookup {
         Lookup::Quarters => [_mm512_setzero_si512(); 4],
         Lookup::Grid64(g) => [_mm512_loadu_si512(g.as_ptr().cast()); 4],
-        Lookup::Crumbs(c) | Lookup::CrumbsHigh([c, _]) | Lookup::Crumbs16(c) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
+        Lookup::CrumbsHigh([c, _]) | Lookup::Crumbs16(c) => std::array::from_fn(|j| _mm512_loadu_si512(c[j].as_ptr().cast())),
     };
     let small = matches!(lookup, Lookup::Crumbs16(_));
     let bias = if small { 32 } else { 128 };
@@ -353,7 +354,7 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
             let v = match lookup {
                 Lookup::Quarters => plain64(&tab, lanes64(f, o, b, j)),
                 Lookup::Grid64(_) => _mm512_permutexvar_epi8(lanes64(f, o, b, j), vt[0]),
-                Lookup::Crumbs(_) | Lookup::CrumbsHigh(_) | Lookup::Crumbs16(_) => {
+                Lookup::CrumbsHigh(_) | Lookup::Crumbs16(_) => {
                     let Low::Crumbs { qs } = f.layout.low else { unreachable!() };
                     let q = _mm512_loadu_si512(b[qs..qs + 64].as_ptr().cast());
                     let q = if j < 3 { q } else { _mm512_srli_epi16::<2>(q) };
