@@ -246,9 +246,9 @@ pub const PREFETCH_AHEAD: usize = 4096;
 /// Asks the CPU to start loading bytes `off..off + len` counted from the start of `src` into its
 /// caches (weights the mat-vec reads next, while it computes the current ones): streamed from
 /// cold memory they arrive before they are needed, which the hardware prefetchers alone do not
-/// achieve (on Intel for any type, on AMD for the R4 blocks' far-apart fields). The range may extend past the end of `src` (into whatever
-/// follows, or nothing): a prefetch reads nothing architecturally and never faults. A no-op on
-/// other CPUs.
+/// achieve (on Intel for any type, on AMD for the R4 blocks' far-apart fields). The range may
+/// extend past the end of `src` (into whatever follows, or nothing): a prefetch reads nothing
+/// architecturally and never faults. A no-op on other CPUs.
 #[inline(always)]
 pub fn prefetch(src: &[u8], off: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -446,8 +446,9 @@ const GEMM_NC: usize = 8;
 /// one f32 accumulator register per vector. `SB` sub-blocks (1, or 2 where the tile is
 /// [`paired`](PackedRows::paired)) share one scale multiply: the loop is bound by the two vector
 /// ports, where `vpmulld` costs two µops and the add one beside the four `vpdpbusd` of a
-/// sub-block, so pairing makes it 11 µops for eight `vpdpbusd` instead of 14 (integer sums,
-/// exact either way).
+/// sub-block, so pairing makes it 12 µops for eight `vpdpbusd` instead of 14 (two chains of
+/// four and an add: one chain of eight measured no faster and less steady; integer sums, exact
+/// either way).
 #[inline(always)]
 unsafe fn gemm_tile_cols<const NC: usize, const SB: usize>(w: &PackedRows, y: &PackedCols, j0: usize, nrows: usize, out: &mut [f32], ldo: usize) {
     let blocks = w.blocks;
