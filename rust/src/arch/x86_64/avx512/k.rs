@@ -315,7 +315,7 @@ unsafe fn lanes64(f: &Format, o: &Order, b: &[u8], j: usize) -> __m512i {
             // the mask by a shift and the sign bits (vpsllvw, vpmovb2m) rather than high_bits'
             // vptestmb, which takes the shuffle port: IQ5_K's dot 13.3-15.4 -> 12.3 µs on an
             // Intel Xeon (IQ3_K's, with its masked vpermb on that port, lost 8% that way)
-            let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (o.perm[4 * j + i] as usize % 2)));
+            let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (half(i) % 2)));
             let m = _mm512_movepi8_mask(_mm512_sllv_epi16(h, _mm512_loadu_si512(o.hsll[j].as_ptr().cast())));
             _mm512_mask_add_epi8(idx, m, idx, _mm512_set1_epi8(1 << bit))
         }
