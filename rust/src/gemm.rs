@@ -154,15 +154,18 @@ pub fn tile_scalar(w: &PackedRows, y: &PackedCols, vecs: Range<usize>, nrows: us
 const GROUP_TILES: usize = 4;
 const PASS_VECS: usize = 64;
 
-/// `out = W · Yᵀ` (`rows x n`, row-major) for `n` Q8_K vectors `y`, in groups of
-/// [`GROUP_TILES`] tiles on the pool's threads (`parallel`: whether to use them).
+/// `out = W · Yᵀ` (`rows x n`, row-major) for `n` Q8_K vectors `y`, in groups of up to
+/// [`GROUP_TILES`] tiles on the pool's threads (`parallel`: whether to use them; a matrix of
+/// few tiles takes smaller groups, two a thread at least).
 pub fn matmul(k: &Kernels, tile: TileFn, rows_per_group: usize, row_size: usize, data: &[u8], cols: usize, y: &[u8], n: usize, out: &mut [f32], parallel: bool) {
     use rayon::prelude::*;
     let blocks = cols / QK_K;
     let g = rows_per_group;
+    let all_tiles = (out.len() / n).div_ceil(TILE_ROWS);
+    let gt = if parallel { GROUP_TILES.min(all_tiles / (2 * crate::threads::num_threads())).max(1) } else { GROUP_TILES };
     let packed = PackedCols::new(y, cols, n);
     let run = |ws: &mut Vec<PackedRows>, (gi, o): (usize, &mut [f32])| {
-        let r0 = gi * GROUP_TILES * TILE_ROWS;
+        let r0 = gi * gt * TILE_ROWS;
         let grows = o.len() / n;
         let tiles = grows.div_ceil(TILE_ROWS);
         for (t, w) in ws.iter_mut().enumerate().take(tiles) {
@@ -176,11 +179,11 @@ pub fn matmul(k: &Kernels, tile: TileFn, rows_per_group: usize, row_size: usize,
             }
         }
     };
-    let group = || (0..GROUP_TILES).map(|_| PackedRows::new(blocks)).collect::<Vec<_>>();
+    let group = || (0..gt).map(|_| PackedRows::new(blocks)).collect::<Vec<_>>();
     if parallel {
-        crate::threads::pool().install(|| out.par_chunks_mut(GROUP_TILES * TILE_ROWS * n).enumerate().for_each_init(group, run));
+        crate::threads::pool().install(|| out.par_chunks_mut(gt * TILE_ROWS * n).enumerate().for_each_init(group, run));
     } else {
         let mut ws = group();
-        out.chunks_mut(GROUP_TILES * TILE_ROWS * n).enumerate().for_each(|c| run(&mut ws, c));
+        out.chunks_mut(gt * TILE_ROWS * n).enumerate().for_each(|c| run(&mut ws, c));
     }
 }
