@@ -243,18 +243,19 @@ pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
 /// on an AMD EPYC and 4 KiB 20.6–24.3 (BENCHMARKS.md).
 pub const PREFETCH_AHEAD: usize = 4096;
 
-/// Asks the CPU to start loading bytes `off..off + len` counted from the start of `src` into its
-/// caches (weights the mat-vec reads next, while it computes the current ones): streamed from
-/// cold memory they arrive before they are needed, which the hardware prefetchers alone do not
-/// achieve (on Intel for any type, on AMD for the R4 blocks' far-apart fields). The range may
-/// extend past the end of `src` (into whatever follows, or nothing): a prefetch reads nothing
-/// architecturally and never faults. A no-op on other CPUs.
+/// Asks the CPU to start loading the `len` bytes [`PREFETCH_AHEAD`] beyond offset `off` of
+/// `src` (the block a mat-vec dots now) into its caches, the weights it reads next while it
+/// computes the current ones: streamed from cold memory they arrive before they are needed,
+/// which the hardware prefetchers alone do not achieve (on Intel for any type, on AMD for the R4
+/// blocks' far-apart fields). The range may extend past the end of `src` (into whatever
+/// follows, or nothing): a prefetch reads nothing architecturally and never faults. A no-op on
+/// other CPUs.
 #[inline(always)]
-pub fn prefetch(src: &[u8], off: usize, len: usize) {
+pub fn prefetch_ahead(src: &[u8], off: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = src.as_ptr().wrapping_add(off);
+        let p = src.as_ptr().wrapping_add(off + PREFETCH_AHEAD);
         let mut o = 0;
         while o < len {
             // SAFETY: SSE is part of x86-64, and a prefetch dereferences nothing.

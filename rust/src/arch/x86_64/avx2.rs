@@ -97,7 +97,7 @@ unsafe fn iq4_ks_dot_impl(src: &[u8], y: &[u8]) -> f32 {
     let d = read_f32(src, 0);
     let mut acc = 0f32;
     for (i, (b, yb)) in src[ROW_META..].chunks_exact(IQ4KS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)).enumerate() {
-        crate::arch::prefetch(src, ROW_META + IQ4KS_BLOCK * i + crate::arch::PREFETCH_AHEAD, IQ4KS_BLOCK);
+        crate::arch::prefetch_ahead(src, ROW_META + IQ4KS_BLOCK * i, IQ4KS_BLOCK);
         let mut s = _mm256_setzero_si256();
         for ib in 0..8 {
             let t = iq4_values(load16(b, 8 + 16 * ib), iq4k_table(b[ib]));
@@ -139,7 +139,7 @@ unsafe fn iq4_kss_dot_impl(src: &[u8], y: &[u8]) -> f32 {
     let d = read_f32(src, 0);
     let mut acc = 0f32;
     for (i, (b, yb)) in src[ROW_META..].chunks_exact(IQ4KSS_BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)).enumerate() {
-        crate::arch::prefetch(src, ROW_META + IQ4KSS_BLOCK * i + crate::arch::PREFETCH_AHEAD, IQ4KSS_BLOCK);
+        crate::arch::prefetch_ahead(src, ROW_META + IQ4KSS_BLOCK * i, IQ4KSS_BLOCK);
         let mut s = _mm256_setzero_si256();
         for ib in 0..8 {
             let (sbyte, packed) = kss_decode8(load16(b, 16 * ib));
@@ -182,7 +182,7 @@ pub fn iq4_kss_dequantize(src: &[u8], out: &mut [f32]) {
 unsafe fn q8_k_dot_impl(src: &[u8], y: &[u8]) -> f32 {
     let mut acc = 0f32;
     for (i, (b, yb)) in src.chunks_exact(q8k::BLOCK_BYTES).zip(y.chunks_exact(q8k::BLOCK_BYTES)).enumerate() {
-        crate::arch::prefetch(src, q8k::BLOCK_BYTES * i + crate::arch::PREFETCH_AHEAD, q8k::BLOCK_BYTES);
+        crate::arch::prefetch_ahead(src, q8k::BLOCK_BYTES * i, q8k::BLOCK_BYTES);
         // Both operands span all of i8 (-128·-128 included): widen to i16, then pair sums.
         let mut s = _mm256_setzero_si256();
         for k in 0..16 {

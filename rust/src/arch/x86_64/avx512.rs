@@ -128,8 +128,8 @@ macro_rules! sum_blocks {
         let quads = src.len() / (4 * bytes);
         let mut acc = 0f32;
         for (q, (b4, y4)) in src.chunks_exact(4 * bytes).zip(y.chunks_exact(4 * yq)).enumerate() {
-            // the next rows' weights (the range may run past this row: see `prefetch`)
-            $crate::arch::prefetch(src, 4 * bytes * q + $crate::arch::PREFETCH_AHEAD, 4 * bytes);
+            // the next rows' weights (the range may run past this row: see `prefetch_ahead`)
+            $crate::arch::prefetch_ahead(src, 4 * bytes * q, 4 * bytes);
             let mut s = [_mm512_setzero_si512(); 4];
             let mut c = [0f32; 4];
             for k in 0..4 {

@@ -149,7 +149,7 @@ unsafe fn dot_avx2<T: RowScale>(src: &[u8], y: &[u8]) -> f32 {
     let d = T::row_scale(src);
     let mut acc = 0f32;
     for (i, (b, yb)) in src[T::ROW_META..].chunks_exact(T::BLOCK).zip(y.chunks_exact(q8k::BLOCK_BYTES)).enumerate() {
-        crate::arch::prefetch(src, T::ROW_META + T::BLOCK * i + crate::arch::PREFETCH_AHEAD, T::BLOCK);
+        crate::arch::prefetch_ahead(src, T::ROW_META + T::BLOCK * i, T::BLOCK);
         let mut s = _mm256_setzero_si256();
         for j in 0..4 {
             let [t0, t1] = T::values_pair(b, j);

@@ -190,7 +190,7 @@ fn shifts(extra: u16, ib32: usize) -> usize {
 unsafe fn dot<const C: usize>(f: &Format, t: &Chunks<C>, src: &[u8], y: &[u8]) -> f32 {
     let mut acc = 0f32;
     for (i, (b, yb)) in src.chunks_exact(f.layout.bytes).zip(y.chunks_exact(q8k::BLOCK_BYTES)).enumerate() {
-        crate::arch::prefetch(src, f.layout.bytes * i + crate::arch::PREFETCH_AHEAD, f.layout.bytes);
+        crate::arch::prefetch_ahead(src, f.layout.bytes * i, f.layout.bytes);
         let extra = read_u16(b, 2);
         let l2 = _mm256_broadcastsi128_si256(levels16(f, b));
         let mut s = _mm256_setzero_si256();

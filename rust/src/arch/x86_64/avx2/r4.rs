@@ -219,7 +219,7 @@ unsafe fn dot(spec: &R4Spec, t: &Table, src: &[u8], cols: usize, y: &[u8], out: 
     let ones = _mm256_set1_epi16(1);
     let mut acc = [0f32; 4];
     for ibl in 0..cols / QK_K {
-        crate::arch::prefetch(src, 4 * rm + bb * ibl + crate::arch::PREFETCH_AHEAD, bb);
+        crate::arch::prefetch_ahead(src, 4 * rm + bb * ibl, bb);
         let blk = &src[4 * rm + bb * ibl..4 * rm + bb * (ibl + 1)];
         let yb = &y[q8k::BLOCK_BYTES * ibl..q8k::BLOCK_BYTES * (ibl + 1)];
         let mut s = _mm256_setzero_si256();

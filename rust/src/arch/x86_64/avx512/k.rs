@@ -292,11 +292,18 @@ unsafe fn lanes_at(b: &[u8], off: [usize; 4]) -> __m512i {
 }
 
 /// `High::Bit`: which of the 64 weights of vector `j` (lane order `o`) have their high index bit
-/// set in the `qh` bytes of block `b`.
+/// set in the `qh` bytes of block `b`. `by_shift`: the mask by a shift and the sign bits
+/// (`vpsllvw`, `vpmovb2m`) rather than a `vptestmb`, which takes Intel's shuffle port: IQ5_K's
+/// dot 13.3-15.4 -> 12.3 µs on an Intel Xeon; IQ3_K's, whose masked `vpermb` is on that port
+/// anyway, lost 8% that way and keeps the test.
 #[inline(always)]
-unsafe fn high_bits(o: &Order, b: &[u8], qh: usize, j: usize) -> __mmask64 {
+unsafe fn high_bits(o: &Order, b: &[u8], qh: usize, j: usize, by_shift: bool) -> __mmask64 {
     let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (o.perm[4 * j + i] as usize % 2)));
-    _mm512_test_epi8_mask(h, _mm512_loadu_si512(o.hbit[j].as_ptr().cast()))
+    if by_shift {
+        _mm512_movepi8_mask(_mm512_sllv_epi16(h, _mm512_loadu_si512(o.hsll[j].as_ptr().cast())))
+    } else {
+        _mm512_test_epi8_mask(h, _mm512_loadu_si512(o.hbit[j].as_ptr().cast()))
+    }
 }
 
 /// The 64 grid indices of vector `j` of block `b` in the lane order `o`.
@@ -311,14 +318,7 @@ unsafe fn lanes64(f: &Format, o: &Order, b: &[u8], j: usize) -> __m512i {
     let half = |i: usize| o.perm[4 * j + i] as usize;
     match f.layout.high {
         High::None => idx,
-        High::Bit { qh, bit } => {
-            // the mask by a shift and the sign bits (vpsllvw, vpmovb2m) rather than high_bits'
-            // vptestmb, which takes the shuffle port: IQ5_K's dot 13.3-15.4 -> 12.3 µs on an
-            // Intel Xeon (IQ3_K's, with its masked vpermb on that port, lost 8% that way)
-            let h = lanes_at(b, std::array::from_fn(|i| qh + 16 * (half(i) % 2)));
-            let m = _mm512_movepi8_mask(_mm512_sllv_epi16(h, _mm512_loadu_si512(o.hsll[j].as_ptr().cast())));
-            _mm512_mask_add_epi8(idx, m, idx, _mm512_set1_epi8(1 << bit))
-        }
+        High::Bit { qh, bit } => _mm512_mask_add_epi8(idx, high_bits(o, b, qh, j, true), idx, _mm512_set1_epi8(1 << bit)),
         High::Crumb { qh } => {
             let h = lanes_at(b, std::array::from_fn(|i| qh + 32 * (half(i) / 8) + 16 * (half(i) % 2)));
             let t = _mm512_srlv_epi16(h, _mm512_loadu_si512(o.hshift[j].as_ptr().cast()));
@@ -371,7 +371,7 @@ unsafe fn dot<const C: usize>(f: &Format, t: &Tables<C>, lookup: Lookup, src: &[
                     let q = if j < 3 { q } else { _mm512_srli_epi16::<2>(q) };
                     let v = _mm512_permutexvar_epi8(q, vt[j]);
                     match (lookup, f.layout.high) {
-                        (Lookup::CrumbsHigh(_), High::Bit { qh, .. }) => _mm512_mask_permutexvar_epi8(v, high_bits(o, b, qh, j), q, vt_high[j]),
+                        (Lookup::CrumbsHigh(_), High::Bit { qh, .. }) => _mm512_mask_permutexvar_epi8(v, high_bits(o, b, qh, j, false), q, vt_high[j]),
                         _ => v,
                     }
                 }

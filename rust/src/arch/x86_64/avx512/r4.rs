@@ -358,7 +358,7 @@ unsafe fn dot(spec: &R4Spec, t: &Table, crumbs: Option<Crumbs>, src: &[u8], cols
     let mut acc = [0f32; 4];
     for ibl in 0..cols / QK_K {
         // the hardware prefetchers follow an R4 block's far-apart fields poorly from cold memory
-        crate::arch::prefetch(src, 4 * rm + bb * ibl + crate::arch::PREFETCH_AHEAD, bb);
+        crate::arch::prefetch_ahead(src, 4 * rm + bb * ibl, bb);
         let blk = &src[4 * rm + bb * ibl..4 * rm + bb * (ibl + 1)];
         let yb = &y[q8k::BLOCK_BYTES * ibl..q8k::BLOCK_BYTES * (ibl + 1)];
         let sc = block_scales(spec, blk);
