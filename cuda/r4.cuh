@@ -139,6 +139,7 @@ __device__ __forceinline__ const uint8_t* r4_block(const uint8_t* group, int u, 
 }
 
 struct IQ2KR4 {
+    static constexpr int GROUP_BLOCK_BYTES = 4 * IQ2K::BLOCK_BYTES;  // one block of the group (mmw.cuh)
     static constexpr int ROWS_PER_GROUP = 4;
     static constexpr bool SPLIT_SCALE = true;
     static constexpr int MMV_ORDER = PAIRS_IN_EIGHTS;  // mat-vec activations (kernels.cuh): group_units
@@ -171,6 +172,7 @@ struct IQ2KR4 {
 };
 
 struct IQ3KR4 {
+    static constexpr int GROUP_BLOCK_BYTES = 4 * IQ3K::BLOCK_BYTES;  // one block of the group (mmw.cuh)
     static constexpr int ROWS_PER_GROUP = 4;
     static constexpr bool SPLIT_SCALE = true;
     static constexpr int MMV_ORDER = PAIRS_IN_EIGHTS;  // mat-vec activations (kernels.cuh): group_units
@@ -211,6 +213,7 @@ struct IQ3KR4 {
 template <int BASE_BYTES, int QH>
 struct IQ45KR4 {
     static constexpr int ROWS_PER_GROUP = 4;
+    static constexpr int GROUP_BLOCK_BYTES = 4 * BASE_BYTES;  // one block of the group (mmw.cuh)
     static constexpr bool SPLIT_SCALE = true;
     static constexpr int MMV_ORDER = QH == 0 ? PAIRS_IN_HALVES : NATURAL;  // mat-vec activations (kernels.cuh)
     using Scales = R4Scales<R4High::Two>;
@@ -287,6 +290,7 @@ using IQ5KR4 = IQ45KR4<IQ5K::BLOCK_BYTES, 576>;
 template <int BASE_BYTES, int QH>
 struct KSR4 {
     static constexpr int ROWS_PER_GROUP = 4;
+    static constexpr int GROUP_BLOCK_BYTES = 4 * BASE_BYTES;  // one block of the group, after the 16 bytes of row scales (mmw.cuh)
     static constexpr bool SPLIT_SCALE = false;
 
     /// The R4 block of unit u (after the 4 row scales).

@@ -73,9 +73,10 @@ def q8_1(x, group=32):
     return (q.astype(np.float64) * d.astype(np.float64)).reshape(x.shape)
 
 
-def rounded_activations(x, name, method, n):
-    """The activations as the path `method` (auto resolved) quantizes them, in float64."""
-    path = iqrs.cuda.auto_method(name, n) if method == "auto" else method
+def rounded_activations(x, name, method, n, shape=(4096, 4096)):
+    """The activations as the path `method` (auto resolved for W of `shape` on this GPU)
+    quantizes them, in float64."""
+    path = iqrs.cuda.auto_method(name, n, shape) if method == "auto" else method
     return q8_1(x, group=128 if path == "mmq" else 32)
 
 
@@ -106,12 +107,15 @@ def test_import_and_status_without_needing_a_gpu():
 
 def test_auto_method_names_a_path_for_every_type_and_count():
     for t in iqrs.types():
-        paths = [iqrs.cuda.auto_method(t.name, n) for n in range(1, 600)]
-        assert paths[0] == "mmv" and paths[-1] == "gemm_bf16" and "mmq" in paths
-        # one hand-over each: mat-vec, then mmq, then GEMM
-        assert paths == sorted(paths, key=["mmv", "mmq", "gemm_bf16"].index)
+        for shape in [(4096, 4096), (28672, 8192)]:
+            paths = [iqrs.cuda.auto_method(t.name, n, shape) for n in range(1, 600)]
+            assert paths[0] == "mmv" and paths[-1] == "gemm_bf16" and "mmq" in paths
+            # one hand-over each: mat-vec, then mmq, then (compute capability 9.0) fused, then GEMM
+            assert paths == sorted(paths, key=["mmv", "mmq", "fused", "gemm_bf16"].index)
     with pytest.raises(ValueError, match="n must be"):
         iqrs.cuda.auto_method("iq4_ks", 0)
+    with pytest.raises(ValueError, match="shape must be"):
+        iqrs.cuda.auto_method("iq4_ks", 4, (4096,))
     with pytest.raises(ValueError, match="iq9_k"):
         iqrs.cuda.auto_method("iq9_k", 4)
 
@@ -280,6 +284,33 @@ def test_fused_is_a_bf16_product(name, dtype, n):
 
 
 @on_gpu
+@pytest.mark.parametrize("name", ["q8_k", "iq6_k", "iq2_ks", "iq4_kss", "iq3_k_r4", "iq4_ks_r4"])
+def test_fused_over_long_rows_and_many_tiles(name):
+    # The warpgroup kernel copies each row's next 256-weight block ahead of its decode and hands
+    # stages and blocks over by mbarrier phases: 16 blocks a row wrap both rings many times, and
+    # 260 rows x 300 vectors take several row and vector tiles. Types with 2 to 16 bytes of row
+    # scales, blocks not 16-byte aligned and the fewest stage buffers (q8_k).
+    q = weights(name, rows=260, cols=4096)
+    w_bf = q.cuda().dequantize(torch.bfloat16).double().cpu().numpy()
+    x = activations((300, 4096), "bfloat16")
+    got = iqrs.linear(x, q.cuda(), out=poisoned((300, 260), "bfloat16"), method="fused")
+    exact = x.double().cpu().numpy() @ w_bf.T
+    assert rel_err(got, exact) <= 1e-5 + ROUNDING["bfloat16"]
+
+
+@on_gpu
+def test_auto_takes_the_fused_kernel_where_it_runs():
+    # Compute capability 9.0 runs the warpgroup kernel, which Auto prefers between the quantized
+    # matrix multiply and the GEMM; other GPUs go from mmq to the GEMM.
+    major, minor = iqrs.cuda.device_info()["compute_capability"]
+    want = "fused" if (major, minor) == (9, 0) else "gemm_bf16"
+    assert iqrs.cuda.auto_method("iq4_k", 100) == want
+    assert iqrs.cuda.auto_method("iq4_k", 200, (28672, 8192)) == want
+    assert iqrs.cuda.auto_method("iq4_k", 200, (4096, 4096)) == "gemm_bf16"
+    assert iqrs.cuda.auto_method("iq4_ks", 64) == ("mmq" if want == "fused" else "gemm_bf16")
+
+
+@on_gpu
 @pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("method,n", [("auto", 4), ("auto", 64), ("gemm_bf16", 8), ("fused", 40), ("mmq", 9), ("mmq", 40)])
 def test_large_values_stay_finite(name, method, n):
@@ -293,8 +324,9 @@ def test_large_values_stay_finite(name, method, n):
     got = iqrs.linear(x, q.cuda(), out=poisoned((n, rows), "float32"), method=method)
     x64 = x.cpu().numpy()
     assert np.abs(x64.astype(np.float64) @ w64.T).max() > 1e6
-    if method == "mmq" or (method == "auto" and n <= 8):  # exact up to f32 sums, given the int8 activations
-        assert rel_err(got, rounded_activations(x64, name, method, n) @ w64.T) <= 1e-5
+    path = iqrs.cuda.auto_method(name, n, (rows, cols)) if method == "auto" else method
+    if path in ("mmv", "mmq"):  # exact up to f32 sums, given the int8 activations
+        assert rel_err(got, rounded_activations(x64, name, path, n) @ w64.T) <= 1e-5
     else:
         assert rel_err(got, x64.astype(np.float64) @ w64.T) <= 1e-2
 

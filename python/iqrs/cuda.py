@@ -251,16 +251,29 @@ class CudaQTensor:
         return self.__matmul__(x)
 
 
-def auto_method(qtype: str, n: int) -> str:
+def auto_method(qtype: str, n: int, shape: Tuple[int, int] = (4096, 4096), device: Any = None) -> str:
     """The path ``linear(..., method="auto")`` takes for ``n`` activation vectors of type
-    ``qtype``: ``"mmv"``, ``"mmq"`` or ``"gemm_bf16"`` (each measured fastest there on an H200).
+    ``qtype``: ``"mmv"``, ``"mmq"``, ``"fused"`` or ``"gemm_bf16"`` (each measured fastest there).
+
+    Args:
+        qtype: the weights' type.
+        n: activation vectors.
+        shape: ``(rows, cols)`` of the weights (the fused kernel's range depends on their size).
+        device: the GPU (an int, ``"cuda:N"`` or a ``torch.device``); by default the current one
+            where a GPU is available, else the paths of a GPU without warpgroup MMA (no fused
+            kernel: only compute capability 9.0 has it).
 
     >>> iqrs.cuda.auto_method("iq4_ks", 1), iqrs.cuda.auto_method("iq4_ks", 16), iqrs.cuda.auto_method("iq4_ks", 512)
     ('mmv', 'mmq', 'gemm_bf16')
     """
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    return _iqrs.cuda_auto_method(qtype, int(n))
+    if len(shape) != 2 or any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1 for v in shape):
+        raise ValueError(f"shape must be (rows, cols) of positive integers, got {shape!r}")
+    if device is None and is_available():
+        device = _torch().cuda.current_device()
+    index = None if device is None else _device_index(device)
+    return _iqrs.cuda_auto_method(qtype, int(n), int(shape[0]), int(shape[1]), index)
 
 
 def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, method: str = "auto") -> Any:
@@ -272,12 +285,14 @@ def linear(x: Any, weight: CudaQTensor, bias: Any = None, *, out: Any = None, me
         bias: optional tensor of ``rows`` values, added in x's dtype.
         out: optional contiguous tensor of shape ``(..., rows)`` and x's dtype to write into.
         method: ``"auto"`` (mat-vec for up to 4-8 vectors by type, the quantized matrix
-            multiply up to 32, else bf16 GEMM: :func:`auto_method`), or force ``"mmv"`` (Q8_1
-            activations, dp4a), ``"mmq"`` (int8 activations with one scale per 128 values, W
-            decoded to int8 in registers, int8 tensor-core products), ``"fused"``
-            (W decoded tile by tile into shared memory as bf16, bf16 tensor-core products; on an
-            H200 at best as fast as the GEMM), ``"gemm_bf16"`` or ``"gemm_f16"`` (W dequantized
-            in slabs, cuBLAS). Only the GEMM paths hold a dequantized copy of W.
+            multiply up to 32 (64 for some types), on compute capability 9.0 the fused kernel up
+            to 128 or 256 by the matrix's size, else bf16 GEMM: :func:`auto_method`), or force
+            ``"mmv"`` (Q8_1 activations, dp4a), ``"mmq"`` (int8 activations with one scale per
+            128 values, W decoded to int8 in registers, int8 tensor-core products), ``"fused"``
+            (W decoded tile by tile into shared memory as bf16, bf16 tensor-core products; on
+            compute capability 9.0 by warpgroup MMA, its warpgroups specialized into decoders
+            and multipliers), ``"gemm_bf16"`` or ``"gemm_f16"`` (W dequantized in slabs,
+            cuBLAS). Only the GEMM paths hold a dequantized copy of W.
 
     Returns:
         A tensor of shape ``(..., rows)`` with x's dtype and device.

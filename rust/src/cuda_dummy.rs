@@ -59,6 +59,11 @@ pub fn device_info(_ordinal: usize) -> Result<DeviceInfo> {
     Err(IqError::CudaNotCompiled)
 }
 
+/// Always [`IqError::CudaNotCompiled`].
+pub fn runs_warpgroup_mma(_ordinal: usize) -> Result<bool> {
+    Err(IqError::CudaNotCompiled)
+}
+
 /// No kernels: no nvcc version, no architectures.
 pub fn build_info() -> ((u32, u32), &'static [u32]) {
     ((0, 0), &[])

@@ -114,21 +114,22 @@ pub fn mm_name(t: QType, width: usize) -> String {
 pub const MMW: &str = "mmw_sm90a";
 /// Weight rows per block of the warpgroup matrix multiply (`MMW_BM` in mmw.cuh).
 pub const MMW_ROWS: usize = 128;
-/// Threads per block of the warpgroup matrix multiply (`MMW_THREADS` in mmw.cuh).
-pub const MMW_THREADS: u32 = 256;
+/// Threads per block of the warpgroup matrix multiply (`MMW_THREADS` in mmw.cuh: two producer
+/// and two consumer warpgroups).
+pub const MMW_THREADS: u32 = 512;
 /// Its widths (activation vectors per block): `iqrs_mmw_<type>_<width>`.
 pub const MMW_WIDTHS: [usize; 2] = [128, 256];
+/// Weights per stage of the warpgroup kernel: the k extent of its x tile.
+pub const MMW_STAGE_K: usize = 64;
 
 /// The warpgroup kernel width for `n` vectors: the narrow one while it covers them in one block.
 pub fn mmw_vectors_per_block(n: usize) -> usize {
     narrow_or_wide(MMW_WIDTHS, n)
 }
 
-/// Dynamic shared memory of the warpgroup kernel of a width (`MmwSmem<BN>::BYTES` in mmw.cuh):
-/// two stages of a 128 x 128 bf16 W tile and a width x 128 bf16 x tile, and 1 KB for alignment.
-pub fn mmw_shared_bytes(width: usize) -> u32 {
-    (2 * (MMW_ROWS * 256 + width * 256) + 1024) as u32
-}
+/// Dynamic shared memory of the warpgroup kernel (`MMW_SMEM` in mmw.cuh: all an sm_90 block may
+/// have; the kernel fits as many stages as its type's raw blocks leave room for).
+pub const MMW_SHARED_BYTES: u32 = 227 * 1024;
 
 /// `iqrs_mmw_<type>_<width>`.
 pub fn mmw_name(t: QType, width: usize) -> String {

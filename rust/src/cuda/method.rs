@@ -10,8 +10,8 @@ use crate::registry::QType;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// Mat-vec kernels for up to [`matvec_max_auto`] activation vectors (5 to 8 by type), the
-    /// quantized matrix multiply up to [`MMQ_MAX_AUTO`], else bf16 GEMM (the bf16 fused kernel
-    /// measured no faster than dequantize + cuBLAS on an H200: see cuda/NOTES.md).
+    /// quantized matrix multiply up to [`mmq_max_auto`], on a GPU with warpgroup MMA the fused
+    /// kernel up to [`fused_max_auto`], else bf16 GEMM: see [`Method::resolve`].
     Auto,
     /// Activations quantized to Q8_1, integer dot products (dp4a), 8 vectors per launch.
     MatVec,
@@ -55,12 +55,15 @@ impl Method {
         }
     }
 
-    /// The path this method takes for `n` vectors of type `t`: [`Method::Auto`] resolved to
-    /// the mat-vec, the quantized matrix multiply or bf16 GEMM; any other method itself.
-    pub fn resolve(self, t: QType, n: usize) -> Method {
+    /// The path this method takes for `n` vectors of type `t` on a `rows x cols` matrix, on a GPU
+    /// that runs the warpgroup fused kernel (`wgmma`: compute capability 9.0) or not:
+    /// [`Method::Auto`] resolved to the mat-vec, the quantized matrix multiply, the fused kernel
+    /// or bf16 GEMM; any other method itself.
+    pub fn resolve(self, t: QType, n: usize, rows: usize, cols: usize, wgmma: bool) -> Method {
         match self {
             Method::Auto if n <= matvec_max_auto(t) => Method::MatVec,
-            Method::Auto if n <= MMQ_MAX_AUTO => Method::Mmq,
+            Method::Auto if n <= mmq_max_auto(t, wgmma) => Method::Mmq,
+            Method::Auto if wgmma && n <= fused_max_auto(rows, cols) => Method::Fused,
             Method::Auto => Method::Gemm(Dtype::BF16),
             m => m,
         }
@@ -84,10 +87,31 @@ pub fn matvec_max_auto(t: QType) -> usize {
     }
 }
 
-/// Most activation vectors [`Method::Auto`] gives the quantized matrix multiply: measured on an
-/// H200 against dequantize + cuBLAS (BENCHMARKS.md, 2026-12-05), it is faster up to 32 vectors
-/// for every type (1.16-1.99x at 32), and at 64 from 0.67x to 1.17x by type.
-pub const MMQ_MAX_AUTO: usize = 32;
+/// Most activation vectors [`Method::Auto`] gives the quantized matrix multiply. Against
+/// dequantize + cuBLAS (H200, BENCHMARKS.md, 2026-12-05) it is faster up to 32 vectors for every
+/// type (1.16-1.99x at 32). Where the warpgroup fused kernel runs, the row-scale types (IQ4_KS,
+/// IQ4_KSS, IQ2_KS, IQ3_KS, IQ2_KL, IQ4_KS_R4) keep it up to 64: there it beat the fused kernel
+/// at 48 and 64 vectors on both benchmark shapes (H100, 2026-12-06), the other types not.
+pub fn mmq_max_auto(t: QType, wgmma: bool) -> usize {
+    use QType::*;
+    match t {
+        IQ4KS | IQ4KSS | IQ2KS | IQ3KS | IQ2KL | IQ4KSR4 if wgmma => 64,
+        _ => 32,
+    }
+}
+
+/// Most activation vectors [`Method::Auto`] gives the warpgroup fused kernel on a `rows x cols`
+/// matrix (H100, 2026-12-06, BENCHMARKS.md): up to 128 it beat dequantize + cuBLAS for every type
+/// on both benchmark shapes (1.09-1.69x); up to 256 on the 28672x8192 one (1.06-1.46x) but not
+/// always on 14336x4096 (0.88-1.11x), so only matrices of 2^27 weights or more take it there;
+/// beyond 256, dequantize + cuBLAS (0.73-1.01x of it at 512).
+pub fn fused_max_auto(rows: usize, cols: usize) -> usize {
+    if rows.saturating_mul(cols) >= 1 << 27 {
+        256
+    } else {
+        128
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -100,12 +124,26 @@ mod tests {
         }
         assert!(Method::from_name("cublas").is_err());
         for &t in QType::ALL {
-            for n in 1..=100 {
-                let m = Method::Auto.resolve(t, n);
-                assert_ne!(m, Method::Auto);
-                assert_eq!(m == Method::MatVec, n <= matvec_max_auto(t));
-                assert_eq!(Method::Mmq.resolve(t, n), Method::Mmq);
+            for wgmma in [false, true] {
+                for (rows, cols) in [(4096, 4096), (28672, 8192)] {
+                    let paths: Vec<Method> = (1..=600).map(|n| Method::Auto.resolve(t, n, rows, cols, wgmma)).collect();
+                    for (i, &m) in paths.iter().enumerate() {
+                        assert_ne!(m, Method::Auto);
+                        assert_eq!(m == Method::MatVec, i < matvec_max_auto(t));
+                        assert_eq!(Method::Mmq.resolve(t, i + 1, rows, cols, wgmma), Method::Mmq);
+                    }
+                    // One hand-over each, in this order; the fused kernel only with warpgroup MMA.
+                    let order = [Method::MatVec, Method::Mmq, Method::Fused, Method::Gemm(Dtype::BF16)];
+                    let rank = |m: &Method| order.iter().position(|o| o == m).unwrap();
+                    assert!(paths.windows(2).all(|p| rank(&p[0]) <= rank(&p[1])));
+                    assert_eq!(paths.contains(&Method::Fused), wgmma);
+                    assert_eq!(*paths.last().unwrap(), Method::Gemm(Dtype::BF16));
+                }
             }
         }
+        assert_eq!(Method::Auto.resolve(QType::IQ4K, 200, 4096, 4096, true), Method::Gemm(Dtype::BF16));
+        assert_eq!(Method::Auto.resolve(QType::IQ4K, 200, 28672, 8192, true), Method::Fused);
+        assert_eq!(Method::Auto.resolve(QType::IQ4KS, 64, 28672, 8192, true), Method::Mmq);
+        assert_eq!(Method::Auto.resolve(QType::IQ4KS, 64, 28672, 8192, false), Method::Gemm(Dtype::BF16));
     }
 }

@@ -34,6 +34,12 @@ pub fn device_info(ordinal: usize) -> Result<DeviceInfo> {
     device::device(ordinal)?.info()
 }
 
+/// Whether device `ordinal` runs the warpgroup fused kernel (compute capability 9.0), which
+/// `Method::Auto` then takes for some vector counts.
+pub fn runs_warpgroup_mma(ordinal: usize) -> Result<bool> {
+    Ok(device::device(ordinal)?.runs(kernels::MMW))
+}
+
 /// The nvcc release and the real architectures the embedded kernels were built for.
 pub fn build_info() -> ((u32, u32), &'static [u32]) {
     (kernels::NVCC_VERSION, kernels::ARCHS)

@@ -8,9 +8,9 @@
 use std::ffi::c_void;
 
 use cudarc::cublas::sys as cb;
-use cudarc::driver::sys::CUstream;
+use cudarc::driver::sys::{self, CUstream};
 
-use super::device::{cublas_err, device, Device, Scratch};
+use super::device::{cublas_err, device, driver_err, Device, Scratch};
 use super::kernels;
 use crate::error::{IqError, Result};
 use crate::registry::{QType, QK_K};
@@ -159,7 +159,7 @@ pub unsafe fn linear(w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out: u64, st
     dev.check_range("activations", x, n * w.cols * x_dtype.size())?;
     dev.check_range("output", out, n * w.rows * x_dtype.size())?;
     let stream = stream_of(stream);
-    match method.resolve(w.qtype, n) {
+    match method.resolve(w.qtype, n, w.rows, w.cols, dev.runs(kernels::MMW)) {
         Method::MatVec => matvec(&dev, w, x, x_dtype, n, out, stream),
         Method::Mmq => mmq(&dev, w, x, x_dtype, n, out, stream),
         Method::Fused => fused(&dev, w, x, x_dtype, n, out, stream),
@@ -261,7 +261,7 @@ unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out
     let wgmma = dev.runs(kernels::MMW);
     let (f, bn, bm, per_sm, threads, shared) = if wgmma {
         let bn = kernels::mmw_vectors_per_block(n);
-        (dev.function(kernels::MMW, &kernels::mmw_name(w.qtype, bn))?, bn, kernels::MMW_ROWS, 1, kernels::MMW_THREADS, kernels::mmw_shared_bytes(bn))
+        (dev.function(kernels::MMW, &kernels::mmw_name(w.qtype, bn))?, bn, kernels::MMW_ROWS, 1, kernels::MMW_THREADS, kernels::MMW_SHARED_BYTES)
     } else {
         let bn = kernels::mm_vectors_per_block(n);
         (dev.function(kernels::module_of(w.qtype)?, &kernels::mm_name(w.qtype, bn))?, bn, kernels::MM_ROWS, kernels::MM_BLOCKS_PER_SM, kernels::MM_THREADS, 0)
@@ -280,7 +280,13 @@ unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out
     let dst = part.as_ref().map_or(out, |p| p.ptr());
     let grid = (gx as u32, gy as u32, splits as u32);
     let (row_bytes, rows, units, n_i, xd, su) = (w.row_bytes() as u64, w.rows as i32, w.units() as i32, n as i32, x_dtype as i32, split_units as i32);
-    dev.launch_shared(f, grid, (threads, 1, 1), shared, stream, &mut args![w.ptr, row_bytes, rows, units, xb, n_i, dst, xd, su])?;
+    if wgmma {
+        // The warpgroup kernel reads x through the tensor-memory accelerator.
+        let x_map = x_tensor_map(xb, cols, n, bn)?;
+        dev.launch_shared(f, grid, (threads, 1, 1), shared, stream, &mut args![w.ptr, row_bytes, rows, units, x_map, n_i, dst, xd, su])?;
+    } else {
+        dev.launch_shared(f, grid, (threads, 1, 1), shared, stream, &mut args![w.ptr, row_bytes, rows, units, xb, n_i, dst, xd, su])?;
+    }
     if let Some(p) = &part {
         let sum = dev.function(kernels::ACTIVATIONS, "iqrs_sum_partials")?;
         let count = n * w.rows;
@@ -288,6 +294,37 @@ unsafe fn fused(dev: &Device, w: &QMatrix, x: u64, x_dtype: Dtype, n: usize, out
         dev.launch(sum, (grid_1d(count, 256)?.0.min(1 << 16), 1, 1), (256, 1, 1), stream, &mut args![pp, sp, cnt, out, xd])?;
     }
     Ok(())
+}
+
+/// The tensor map of bf16 activations `x` (n vectors of `cols`, 16-byte aligned) in boxes of
+/// `MMW_STAGE_K` weights x `width` vectors, in the 128-byte swizzle the warpgroup kernel reads
+/// (zeros past the last vector).
+fn x_tensor_map(x: u64, cols: usize, n: usize, width: usize) -> Result<sys::CUtensorMap> {
+    let dims: [sys::cuuint64_t; 2] = [cols as u64, n as u64];
+    let strides: [sys::cuuint64_t; 1] = [(cols * 2) as u64];
+    let boxes: [sys::cuuint32_t; 2] = [kernels::MMW_STAGE_K as u32, width as u32];
+    let elem: [sys::cuuint32_t; 2] = [1, 1];
+    // SAFETY: a plain struct the driver fills; every array has the rank's length.
+    unsafe {
+        let mut map: sys::CUtensorMap = std::mem::zeroed();
+        sys::cuTensorMapEncodeTiled(
+            &mut map,
+            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+            2,
+            x as usize as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            elem.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+        .result()
+        .map_err(driver_err("describing the activations to the tensor-memory accelerator"))?;
+        Ok(map)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

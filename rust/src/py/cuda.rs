@@ -86,11 +86,17 @@ fn cuda_linear(
     detached(py, || unsafe { cuda::linear(&w, x_ptr, x_dtype, n, out_ptr, stream, method) })
 }
 
-/// The path `method="auto"` takes for `n` activation vectors of a type: mmv, mmq or gemm_bf16.
+/// The path `method="auto"` takes for `n` activation vectors of a type on a `rows x cols`
+/// matrix on GPU `device` (None: a GPU without warpgroup MMA): mmv, mmq, fused or gemm_bf16.
 #[pyfunction]
-fn cuda_auto_method(qtype_name: &str, n: usize) -> PyResult<&'static str> {
+#[pyo3(signature = (qtype_name, n, rows, cols, device=None))]
+fn cuda_auto_method(qtype_name: &str, n: usize, rows: usize, cols: usize, device: Option<usize>) -> PyResult<&'static str> {
     let t = qtype(qtype_name)?;
-    Ok(Method::Auto.resolve(t, n).name())
+    let wgmma = match device {
+        Some(d) => cuda::runs_warpgroup_mma(d).map_err(to_py)?,
+        None => false,
+    };
+    Ok(Method::Auto.resolve(t, n, rows, cols, wgmma).name())
 }
 
 /// Adds the GPU functions to the module.
