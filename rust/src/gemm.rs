@@ -5,7 +5,7 @@
 //! laid out for the ISA's int8 dot-product instructions — by the type's SIMD tile decoder where the
 //! ISA has one (every type but Q8_K on AVX-512; the `_R4` layouts already hold the tile's
 //! 4-rows-by-4-weights runs), else block by block through its `decode_int`. The activations are
-//! packed once for all tiles. The microkernel then computes, for every (row, column, block), the
+//! packed once for all tiles. The microkernel (AVX-512 VNNI, or AVX2) then computes, for every (row, column, block), the
 //! same exact integer block sum as the type's dot product and accumulates `(d · d8) · S` in block
 //! order — so the result equals the row-by-row dot products bit for bit, only faster.
 
@@ -91,12 +91,15 @@ impl PackedRows {
 pub type FillTileFn = fn(w: &mut PackedRows, src: &[u8], cols: usize, nrows: usize);
 
 /// Activations packed for the microkernel: per vector, its quants offset by 128 (`q8 ^ 0x80`,
-/// unsigned) and its block scales.
+/// unsigned) and its block scales; `has_min`: whether a quant is -128 (never from
+/// [`crate::ops::quantize_q8k`], whose quants lie in -127..=127; a microkernel that needs them
+/// there falls back to [`tile_scalar`]).
 pub struct PackedCols {
     pub n: usize,
     pub cols: usize,
     pub yu: Vec<u8>,
     pub d8: Vec<f32>,
+    pub has_min: bool,
 }
 
 impl PackedCols {
@@ -113,7 +116,8 @@ impl PackedCols {
                 }
             }
         }
-        PackedCols { n, cols, yu, d8 }
+        let has_min = yu.contains(&0);
+        PackedCols { n, cols, yu, d8, has_min }
     }
 }
 

@@ -234,6 +234,57 @@ fn check_fill(t: QType, groups: usize, blocks: usize, seed: u64) {
     }
 }
 
+/// Every ISA's matrix-multiply tile equals the portable one bit for bit at the int8 extremes:
+/// weights of -128 (Q8_K rows from other tools) and 127 against activations of -127 and 127, and
+/// activations of -128 (which the AVX2 tile hands to the portable one).
+#[test]
+fn gemm_tiles_at_the_int8_extremes() {
+    use iqrs::gemm::{tile_scalar, PackedCols, PackedRows, TILE_ROWS};
+    let (blocks, n) = (2, 5);
+    let cols = blocks * QK_K;
+    let mut w = PackedRows::new(blocks);
+    for b in 0..blocks {
+        for (i, v) in w.w[b].iter_mut().enumerate() {
+            *v = [-128, 127, -128, -1, 0, 127][i % 6];
+        }
+        for (i, l) in w.scales[b].iter_mut().enumerate() {
+            *l = [63, -64, 1, -1][i % 4];
+        }
+        for (r, c) in w.corr[b].iter_mut().enumerate() {
+            *c = 128 * (0..16).map(|sb| w.scales[b][sb * TILE_ROWS + r] * (0..16).map(|k| w.w[b][((sb * 4 + k / 4) * TILE_ROWS + r) * 4 + k % 4] as i32).sum::<i32>()).sum::<i32>();
+        }
+        for (r, d) in w.d[b].iter_mut().enumerate() {
+            *d = 0.001 * (r as f32 + 1.0);
+        }
+    }
+    for min in [false, true] {
+        // Q8_K activation rows: d, sum, quants alternating -127 / 127 (and -128 where `min`)
+        let mut y = vec![0u8; n * blocks * q8k::BLOCK_BYTES];
+        for (i, blk) in y.chunks_exact_mut(q8k::BLOCK_BYTES).enumerate() {
+            blk[..4].copy_from_slice(&(0.5f32 + i as f32).to_le_bytes());
+            for (k, q) in blk[q8k::QS..q8k::QS + QK_K].iter_mut().enumerate() {
+                *q = if min && k % 7 == 3 { 0x80 } else if (k + i) % 3 == 0 { 0x81 } else { 0x7F };
+            }
+        }
+        let y = PackedCols::new(&y, cols, n);
+        assert_eq!(y.has_min, min);
+        let mut want = vec![0f32; TILE_ROWS * n];
+        tile_scalar(&w, &y, 0..n, TILE_ROWS, &mut want, n);
+        for isa in arch::available_isas() {
+            if let Some(tile) = arch::gemm_tile(isa) {
+                for nrows in [TILE_ROWS, 11, 3] {
+                    let mut got = vec![f32::NAN; TILE_ROWS * n];
+                    tile(&w, &y, 0..n, nrows, &mut got, n);
+                    for i in 0..nrows * n {
+                        assert!(same(got[i], want[i]), "{isa:?} min={min} nrows={nrows} [{}, {}]: {} vs {}", i / n, i % n, got[i], want[i]);
+                    }
+                    assert!(got[nrows * n..].iter().all(|v| v.is_nan()), "{isa:?}: rows past nrows written");
+                }
+            }
+        }
+    }
+}
+
 /// More rows than one group of tiles decoded together and more vectors than one pass over them
 /// (gemm::GROUP_TILES, PASS_VECS), with a partial tile, group and pass at the ends.
 #[test]

@@ -7,10 +7,12 @@
 //! out by [`super::kernels`] after the CPU reported those features.
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 pub mod k;
 pub mod r4;
 
+use crate::gemm::{tile_scalar, PackedCols, PackedRows, TILE_ROWS};
 use crate::quants::common::read_f32;
 use crate::quants::ks::{IQ4KSS_BLOCK, IQ4KS_BLOCK, ROW_META};
 use crate::quants::q8k;
@@ -260,4 +262,86 @@ unsafe fn q8_k_quantize_impl(x: &[f32], out: &mut [u8]) {
 pub fn q8_k_quantize(x: &[f32], out: &mut [u8]) {
     // SAFETY: handed out only when AVX2 and FMA are present.
     unsafe { q8_k_quantize_impl(x, out) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix multiply microkernel
+
+/// Activation vectors per register block.
+const GEMM_NC: usize = 4;
+
+/// Eight rows (`half` 0: rows 0..8 of the tile, 1: rows 8..16) of one tile for the `NC` vectors
+/// starting at `j0`: rows in the lanes, one i32 block sum per vector. A sub-block's products are
+/// `|w| · sign(y, w)` by `vpmaddubsw` (|w| <= 128 unsigned, y·sign(w) within -127..=127 since no
+/// quant is -128: pair sums below 2^15, exact), then `vpmaddwd` by ones, so the block sums are the
+/// integers of [`tile_scalar`] (which offsets y by 128 and takes the correction off: the same
+/// totals), scaled and summed over blocks in its order without FMA: the same bits.
+#[inline(always)]
+unsafe fn gemm_half<const NC: usize>(w: &PackedRows, y: &PackedCols, j0: usize, half: usize, nrows: usize, out: &mut [f32], ldo: usize) {
+    let blocks = w.blocks;
+    assert!(j0 + NC <= y.n && y.yu.len() >= y.n * y.cols && y.d8.len() >= y.n * blocks && y.cols == blocks * QK_K);
+    let ones = _mm256_set1_epi16(1);
+    let flip = _mm256_set1_epi8(-128);
+    let mut acc = [_mm256_setzero_ps(); NC];
+    for b in 0..blocks {
+        let wb = w.w[b].as_ptr().add(32 * half);
+        let mut s = [_mm256_setzero_si256(); NC];
+        for sb in 0..16 {
+            let l = _mm256_loadu_si256(w.scales[b].as_ptr().add(sb * TILE_ROWS + 8 * half).cast());
+            // group g: rows' weights 16·sb + 4g .. + 4, 4 bytes a row
+            let wv: [__m256i; 4] = std::array::from_fn(|g| _mm256_loadu_si256(wb.add((4 * sb + g) * 64).cast()));
+            let wa: [__m256i; 4] = std::array::from_fn(|g| _mm256_abs_epi8(wv[g]));
+            for j in 0..NC {
+                let yp = y.yu.as_ptr().add((j0 + j) * y.cols + b * QK_K + 16 * sb).cast::<i32>();
+                let mut p = _mm256_setzero_si256();
+                for g in 0..4 {
+                    let yb = _mm256_xor_si256(_mm256_set1_epi32(yp.add(g).read_unaligned()), flip);
+                    let t = _mm256_maddubs_epi16(wa[g], _mm256_sign_epi8(yb, wv[g]));
+                    p = _mm256_add_epi32(p, _mm256_madd_epi16(t, ones));
+                }
+                s[j] = _mm256_add_epi32(s[j], _mm256_mullo_epi32(p, l));
+            }
+        }
+        let dv = _mm256_loadu_ps(w.d[b].as_ptr().add(8 * half));
+        for j in 0..NC {
+            let dd = _mm256_mul_ps(dv, _mm256_set1_ps(y.d8[(j0 + j) * blocks + b]));
+            acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(dd, _mm256_cvtepi32_ps(s[j])));
+        }
+    }
+    let mut col = [0f32; 8];
+    for j in 0..NC {
+        _mm256_storeu_ps(col.as_mut_ptr(), acc[j]);
+        for (r, &v) in col.iter().enumerate().take(nrows.saturating_sub(8 * half).min(8)) {
+            out[(8 * half + r) * ldo + j0 + j] = v;
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_tile_impl(w: &PackedRows, y: &PackedCols, vecs: Range<usize>, nrows: usize, out: &mut [f32], ldo: usize) {
+    for half in 0..nrows.div_ceil(8) {
+        let mut j0 = vecs.start;
+        while j0 < vecs.end {
+            let nc = (vecs.end - j0).min(GEMM_NC);
+            match nc {
+                1 => gemm_half::<1>(w, y, j0, half, nrows, out, ldo),
+                2 => gemm_half::<2>(w, y, j0, half, nrows, out, ldo),
+                3 => gemm_half::<3>(w, y, j0, half, nrows, out, ldo),
+                _ => gemm_half::<4>(w, y, j0, half, nrows, out, ldo),
+            }
+            j0 += nc;
+        }
+    }
+}
+
+/// Matrix-multiply tile (see [`crate::gemm`]) on AVX2: activations with a -128 quant (never
+/// ours) go through [`tile_scalar`].
+pub fn gemm_tile(w: &PackedRows, y: &PackedCols, vecs: Range<usize>, nrows: usize, out: &mut [f32], ldo: usize) {
+    assert!(nrows <= TILE_ROWS && vecs.end <= y.n && out.len() >= (nrows.max(1) - 1) * ldo + vecs.end);
+    if y.has_min {
+        return tile_scalar(w, y, vecs, nrows, out, ldo);
+    }
+    // SAFETY: handed out only when AVX2 and FMA are present; memory accesses are within the
+    // asserted bounds.
+    unsafe { gemm_tile_impl(w, y, vecs, nrows, out, ldo) }
 }

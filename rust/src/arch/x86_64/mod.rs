@@ -258,7 +258,12 @@ pub fn iq2kl_kernels(isa: Isa) -> Option<super::Iq2klKernels> {
     (isa == Isa::Avx512).then_some(super::Iq2klKernels { sums: avx512::search::iq2kl_sums_checked, assign: avx512::search::iq2kl_assign_checked })
 }
 
-/// The matrix-multiply microkernel for an ISA, if it has one (AVX-512 with VNNI).
+/// The matrix-multiply microkernel for an ISA: AVX-512 with VNNI, else AVX2 (AVX-512 without
+/// VNNI takes the AVX2 one).
 pub fn gemm_tile(isa: Isa) -> Option<crate::gemm::TileFn> {
-    (isa == Isa::Avx512 && avx512_vnni_available()).then_some(avx512::gemm_tile as crate::gemm::TileFn)
+    match isa {
+        Isa::Avx512 if avx512_vnni_available() => Some(avx512::gemm_tile as crate::gemm::TileFn),
+        Isa::Avx512 | Isa::Avx2 => Some(avx2::gemm_tile as crate::gemm::TileFn),
+        _ => None,
+    }
 }
