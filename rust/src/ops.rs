@@ -211,9 +211,20 @@ pub fn matmul(t: QType, data: &[u8], rows: usize, cols: usize, x: &[f32], n: usi
     Ok(out)
 }
 
-/// Activation vectors from which a product goes through the tiled matrix multiply (where the
-/// ISA has one) instead of row-by-row dot products.
-pub const GEMM_MIN_N: usize = 2;
+/// Activation vectors from which a product of a type with `rows_per_group` rows a group goes
+/// through the tiled matrix multiply (where the ISA has one) instead of row-by-row dot products:
+/// 2 where the tiles are decoded by SIMD (AVX-512). On AVX2 the tiles are decoded block by
+/// block through `decode_int` (14-21 ms for 4096x4096 on an AVX2 EPYC, 2026-12-06, BENCHMARKS.md),
+/// so the tile pays from more vectors: at 32, IQ4_KS 34.4 ms by dots against 24.9 tiled, IQ2_K
+/// 35.9 / 25.1, but IQ4_K_R4 30.8 / 35.5 (its dots decode a row group at once); at 48 and 64
+/// the tile is ahead for all three.
+pub fn gemm_min_n(isa: arch::Isa, rows_per_group: usize) -> usize {
+    match isa {
+        arch::Isa::Avx2 if rows_per_group > 1 => 48,
+        arch::Isa::Avx2 => 24,
+        _ => 2,
+    }
+}
 
 /// `W · yᵀ` with already-quantized Q8_K activations (`n` rows of `cols`); `out` is `rows x n`.
 /// Both paths give the same bits.
@@ -224,7 +235,7 @@ pub fn matmul_q8k(t: QType, data: &[u8], cols: usize, y: &[u8], n: usize, out: &
     let k = arch::kernels(t);
     let rows = out.len() / n;
     let work = rows * cols * n;
-    if n >= GEMM_MIN_N {
+    if n >= gemm_min_n(arch::current_isa(), g) {
         if let Some(tile) = arch::gemm_tile(arch::current_isa()) {
             let parallel = work >= PARALLEL_MIN_GEMM && threads::num_threads() > 1;
             return crate::gemm::matmul(&k, tile, g, rs, data, cols, y, n, out, parallel);
