@@ -291,7 +291,7 @@ unsafe fn gemm_half<const NC: usize>(w: &PackedRows, y: &PackedCols, j0: usize, 
             // group g: rows' weights 16·sb + 4g .. + 4, 4 bytes a row
             let wv: [__m256i; 4] = std::array::from_fn(|g| _mm256_loadu_si256(wb.add((4 * sb + g) * 64).cast()));
             let wa: [__m256i; 4] = std::array::from_fn(|g| _mm256_abs_epi8(wv[g]));
-            for j in 0..NC {
+            for (j, sj) in s.iter_mut().enumerate() {
                 let yp = y.yu.as_ptr().add((j0 + j) * y.cols + b * QK_K + 16 * sb).cast::<i32>();
                 let mut p = _mm256_setzero_si256();
                 for g in 0..4 {
@@ -299,7 +299,7 @@ unsafe fn gemm_half<const NC: usize>(w: &PackedRows, y: &PackedCols, j0: usize, 
                     let t = _mm256_maddubs_epi16(wa[g], _mm256_sign_epi8(yb, wv[g]));
                     p = _mm256_add_epi32(p, _mm256_madd_epi16(t, ones));
                 }
-                s[j] = _mm256_add_epi32(s[j], _mm256_mullo_epi32(p, l));
+                *sj = _mm256_add_epi32(*sj, _mm256_mullo_epi32(p, l));
             }
         }
         let dv = _mm256_loadu_ps(w.d[b].as_ptr().add(8 * half));
