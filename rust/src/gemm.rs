@@ -5,9 +5,10 @@
 //! laid out for the ISA's int8 dot-product instructions — by the type's SIMD tile decoder where the
 //! ISA has one (every type but Q8_K on AVX-512; the `_R4` layouts already hold the tile's
 //! 4-rows-by-4-weights runs), else block by block through its `decode_int`. The activations are
-//! packed once for all tiles. The microkernel (AVX-512 VNNI, or AVX2) then computes, for every (row, column, block), the
-//! same exact integer block sum as the type's dot product and accumulates `(d · d8) · S` in block
-//! order — so the result equals the row-by-row dot products bit for bit, only faster.
+//! packed once for all tiles. The microkernel (AVX-512 VNNI, or AVX2) then computes, for every
+//! (row, column, block), the same exact integer block sum as the type's dot product and
+//! accumulates `(d · d8) · S` in block order — so the result equals the row-by-row dot products
+//! bit for bit, only faster.
 
 use std::ops::Range;
 
